@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make test` (and, later, `make demo`).
+# Each installs what it needs: the virtual environment, the Python packages,
+# the system tools, and the local control plane built from its Go modules.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint typecheck unit integration system-deps control-plane crds clean
+
+test: $(STAMP) system-deps control-plane lint typecheck
+	$(BIN)/pytest -p no:cacheprovider tests
+
+unit: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider -m unit tests
+
+integration: $(STAMP) system-deps control-plane
+	$(BIN)/pytest -p no:cacheprovider -m "integration or e2e" tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# iproute2 (the pod network's namespace and veth) and openssl come from Debian.
+system-deps:
+	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2)
+
+# Builds etcd, kube-apiserver and kube-controller-manager once per machine
+# (cached under $${XDG_CACHE_HOME:-~/.cache}/conclave), then only checks the cache.
+control-plane: $(STAMP)
+	$(BIN)/conclave local-cluster build
+
+crds: $(STAMP)
+	$(BIN)/conclave crds --output-dir crds
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

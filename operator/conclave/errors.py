@@ -1,0 +1,30 @@
+"""conclave's own errors, so callers catch what they mean and never a library's type.
+
+ConclaveError
+├── LocalClusterError (RuntimeError)   the local control plane could not be had
+│   ├── BuildError                     Go missing, or a Go build failed
+│   ├── PodNetworkError                the network namespace could not be made or used
+│   └── StartupError                   a component exited or never turned ready
+"""
+
+from __future__ import annotations
+
+
+class ConclaveError(Exception):
+    """The root of every error conclave raises on purpose."""
+
+
+class LocalClusterError(ConclaveError, RuntimeError):
+    """The local control plane could not be built, started or used."""
+
+
+class BuildError(LocalClusterError):
+    """Go is missing or too old, or building a component failed."""
+
+
+class PodNetworkError(LocalClusterError):
+    """The pod network (network namespace and veth) could not be created or used."""
+
+
+class StartupError(LocalClusterError):
+    """A control-plane component exited early or did not become ready in time."""

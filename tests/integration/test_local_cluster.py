@@ -1,0 +1,40 @@
+"""The local cluster's life cycle: up, a crash, up again, down leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from conclave.localcluster import LocalCluster
+from conclave.localcluster.clusters import Component
+
+
+def alive(component: Component) -> bool:
+    try:
+        return os.readlink(f"/proc/{component.pid}/exe") == component.binary
+    except OSError:
+        return False
+
+
+def test_a_crashed_run_does_not_block_the_next_and_down_leaves_nothing(tmp_path: Path) -> None:
+    cluster = LocalCluster(name="lifecycle", pod_cidr="10.246.0.0/16", root=tmp_path, die_with_caller=True)
+    cluster.up()
+    try:
+        crashed = cluster.components()
+        assert [c.name for c in crashed] == ["etcd", "kube-apiserver", "kube-controller-manager"]
+        os.kill(crashed[0].pid, signal.SIGKILL)  # etcd dies; the rest of the run is left behind
+
+        cluster.up()
+
+        restarted = cluster.components()
+        assert all(alive(c) for c in restarted)
+        assert {c.pid for c in restarted}.isdisjoint(c.pid for c in crashed)
+        assert not any(alive(c) for c in crashed)
+        assert cluster.running()
+        assert cluster.network.exists()
+    finally:
+        cluster.down()
+    assert not any(alive(c) for c in restarted)
+    assert not cluster.network.exists()
+    assert not cluster.state_dir.exists()
