@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
+import signal
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from conclave.localcluster import LocalCluster, PodNetwork
+from conclave.localcluster.clusters import free_port
 from conclave.localcluster.kubelet import FakeKubelet
 
 TEST_CLUSTER = "pytest"
 TEST_POD_CIDR = "10.245.0.0/16"
+AUDIT_POLICY = Path(__file__).parent / "audit-policy.yaml"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,18 +44,27 @@ class Cluster:
     kubeconfig: Path
     network: PodNetwork | None
     """None on an existing cluster, which has no pod network of ours."""
+    audit_log: Path | None
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        if self.audit_log is None:
+            pytest.skip("needs the local cluster's audit log (CONCLAVE_KUBECONFIG is set)")
+        lines = self.audit_log.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     existing = os.environ.get("CONCLAVE_KUBECONFIG")
     if existing:
-        yield Cluster(kubeconfig=Path(existing), network=None)
+        yield Cluster(kubeconfig=Path(existing), network=None, audit_log=None)
         return
-    local = LocalCluster(name=TEST_CLUSTER, pod_cidr=TEST_POD_CIDR, die_with_caller=True)
+    local = LocalCluster(
+        name=TEST_CLUSTER, pod_cidr=TEST_POD_CIDR, die_with_caller=True, audit_policy=AUDIT_POLICY
+    )
     local.up()
     try:
-        yield Cluster(kubeconfig=local.kubeconfig, network=local.network)
+        yield Cluster(kubeconfig=local.kubeconfig, network=local.network, audit_log=local.audit_log)
     finally:
         local.down()
 
@@ -92,3 +108,58 @@ def pod_network(cluster: Cluster) -> PodNetwork:
 def kubelet(api_client: client.ApiClient, pod_network: PodNetwork) -> Iterator[FakeKubelet]:
     with FakeKubelet(api_client, pod_network) as fake:
         yield fake
+
+
+@dataclasses.dataclass
+class OperatorProcess:
+    """A `conclave run` process under test; its log is kept for the failure report."""
+
+    identity: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    health_port: int
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_operator(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start `conclave run` against the test cluster, watching the test's namespace."""
+    started: list[OperatorProcess] = []
+
+    def start(identity: str = "operator-0", *extra: str) -> OperatorProcess:
+        port = free_port()
+        log = tmp_path / f"{identity}.log"
+        command = [
+            sys.executable, "-m", "conclave", "run",
+            "--kubeconfig", str(cluster.kubeconfig),
+            "--namespace", namespace,
+            "--identity", identity,
+            "--leader-election-namespace", namespace,
+            "--health-port", str(port),
+            "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5",
+            *extra,
+        ]  # fmt: skip
+        with log.open("wb") as sink:
+            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        operator = OperatorProcess(identity, process, log, port)
+        started.append(operator)
+        return operator
+
+    yield start
+    for operator in started:
+        code = operator.stop()
+        print(f"--- {operator.identity} exited {code}; its log:\n{operator.output()}")  # shown on failure

@@ -7,10 +7,9 @@ import contextlib
 import ipaddress
 import socket
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -18,34 +17,17 @@ from kubernetes.client.exceptions import ApiException
 
 from conclave.localcluster import PodNetwork
 from conclave.localcluster.kubelet import NEVER, TERMINATION_DELAY_ANNOTATION, FakeKubelet
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 30.0) -> T:
-    """Poll until ``probe`` returns something truthy; the harness's controllers are async."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last result: {result!r}")
-        time.sleep(0.1)
+from support import eventually
 
 
-def make_pod(
-    name: str, labels: dict[str, str], annotations: dict[str, str] | None = None
-) -> dict[str, Any]:
+def make_pod(name: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "labels": labels, "annotations": annotations or {}},
         "spec": {"containers": [{"name": "app", "image": "conclave.dev/fake:1"}]},
     }
 
 
-def slice_endpoints(
-    api_client: client.ApiClient, namespace: str, service: str
-) -> dict[str, dict[str, Any]]:
+def slice_endpoints(api_client: client.ApiClient, namespace: str, service: str) -> dict[str, dict[str, Any]]:
     """Pod name → {ip, ready, terminating} across every slice of the Service."""
     slices = client.DiscoveryV1Api(api_client).list_namespaced_endpoint_slice(
         namespace, label_selector=f"kubernetes.io/service-name={service}"
@@ -127,18 +109,14 @@ def test_headless_service_follows_fake_kubelet_pods(
     eventually(lambda: slice_endpoints(api_client, namespace, "smoke")["smoke-1"]["ready"] is False)
 
     core.delete_namespaced_pod("smoke-2", namespace)
-    lingering = eventually(
-        lambda: slice_endpoints(api_client, namespace, "smoke")["smoke-2"]["terminating"]
-    )
+    lingering = eventually(lambda: slice_endpoints(api_client, namespace, "smoke")["smoke-2"]["terminating"])
     assert lingering is True
     assert core.read_namespaced_pod("smoke-2", namespace).metadata.deletion_timestamp is not None
 
     kubelet.confirm_termination(namespace, "smoke-2")
     remaining = eventually(
         lambda: (
-            (found := slice_endpoints(api_client, namespace, "smoke"))
-            and "smoke-2" not in found
-            and found
+            (found := slice_endpoints(api_client, namespace, "smoke")) and "smoke-2" not in found and found
         )
     )
     assert {pod: e["ready"] for pod, e in remaining.items()} == {"smoke-0": True, "smoke-1": False}
@@ -180,9 +158,7 @@ def test_garbage_collector_deletes_dependents(api_client: client.ApiClient, name
     assert eventually(dependent_gone)
 
 
-def test_rbac_refuses_a_service_account_without_roles(
-    api_client: client.ApiClient, namespace: str
-) -> None:
+def test_rbac_refuses_a_service_account_without_roles(api_client: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api_client)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "nobody"}})
     token = core.create_namespaced_service_account_token(

@@ -97,9 +97,7 @@ def kubernetes_wrapper_go_mod(kubernetes_go_mod: str, go_directive: str) -> str:
         f"require k8s.io/kubernetes {KUBERNETES_VERSION}",
         "",
     ]
-    lines += [
-        f"replace {module} => {module} {version}" for module in staging_modules(kubernetes_go_mod)
-    ]
+    lines += [f"replace {module} => {module} {version}" for module in staging_modules(kubernetes_go_mod)]
     return "\n".join(lines) + "\n"
 
 
@@ -256,9 +254,7 @@ class _GoBuilder:
         upstream_go_mod = self.download_go_mod("k8s.io/kubernetes", KUBERNETES_VERSION)
         go_directive = re.search(r"^go\s+(\S+)", upstream_go_mod, re.MULTILINE)
         (module / "go.mod").write_text(
-            kubernetes_wrapper_go_mod(
-                upstream_go_mod, go_directive[1] if go_directive else "1.26.0"
-            )
+            kubernetes_wrapper_go_mod(upstream_go_mod, go_directive[1] if go_directive else "1.26.0")
         )
         minor = KUBERNETES_VERSION.split(".")[1]
         version_package = "k8s.io/component-base/version"
@@ -279,9 +275,7 @@ class _GoBuilder:
         scratch = self.workdir / "download"
         scratch.mkdir(parents=True, exist_ok=True)
         if not (scratch / "go.mod").exists():
-            (scratch / "go.mod").write_text(
-                "module conclave.dev/localcluster/download\n\ngo 1.26.0\n"
-            )
+            (scratch / "go.mod").write_text("module conclave.dev/localcluster/download\n\ngo 1.26.0\n")
         result = subprocess.run(
             [self.go, "mod", "download", "-json", f"{module}@{version}"],
             cwd=scratch,
@@ -291,9 +285,7 @@ class _GoBuilder:
             check=False,
         )
         if result.returncode != 0:
-            raise BuildError(
-                f"Could not download {module}@{version}: {result.stdout}{result.stderr}"
-            )
+            raise BuildError(f"Could not download {module}@{version}: {result.stdout}{result.stderr}")
         match = re.search(r'"GoMod":\s*"([^"]+)"', result.stdout)
         if not match:
             raise BuildError(f"`go mod download` did not say where {module}'s go.mod is")

@@ -287,9 +287,7 @@ class LocalCluster:
             if dead:
                 log = self.state_dir / "logs" / f"{dead[0].name}.log"
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-                raise StartupError(
-                    f"{dead[0].name} exited while waiting for {what}; its log ends:\n{tail}"
-                )
+                raise StartupError(f"{dead[0].name} exited while waiting for {what}; its log ends:\n{tail}")
             if condition():
                 return
             time.sleep(0.1)
@@ -300,9 +298,7 @@ class LocalCluster:
         config = yaml.safe_load(self.kubeconfig.read_text())
         server = config["clusters"][0]["cluster"]["server"]
         user = config["users"][0]["user"]
-        context = ssl.create_default_context(
-            cafile=config["clusters"][0]["cluster"]["certificate-authority"]
-        )
+        context = ssl.create_default_context(cafile=config["clusters"][0]["cluster"]["certificate-authority"])
         context.load_cert_chain(user["client-certificate"], user["client-key"])
         try:
             with urllib.request.urlopen(f"{server}{path}", context=context, timeout=2) as response:
@@ -335,9 +331,7 @@ class LocalCluster:
                     "user": {"client-certificate": str(user.cert), "client-key": str(user.key)},
                 }
             ],
-            "contexts": [
-                {"name": "conclave-local", "context": {"cluster": "conclave-local", "user": name}}
-            ],
+            "contexts": [{"name": "conclave-local", "context": {"cluster": "conclave-local", "user": name}}],
             "current-context": "conclave-local",
         }
         path.write_text(yaml.safe_dump(config, sort_keys=False))

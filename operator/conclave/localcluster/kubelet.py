@@ -113,11 +113,7 @@ class FakeKubelet:
     def set_ready(self, namespace: str, name: str, ready: bool) -> None:
         """Flip the pod's Ready condition, as a readiness probe would."""
         pod = self.core.read_namespaced_pod(name, namespace)
-        started = (
-            pod.status.start_time.strftime("%Y-%m-%dT%H:%M:%SZ")
-            if pod.status.start_time
-            else _now()
-        )
+        started = pod.status.start_time.strftime("%Y-%m-%dT%H:%M:%SZ") if pod.status.start_time else _now()
         self._patch_status(
             pod,
             {
@@ -184,11 +180,7 @@ class FakeKubelet:
             self._schedule_confirmation(pod)
         elif not pod.spec.node_name:
             self._bind(pod)
-        elif (
-            pod.spec.node_name in self.nodes
-            and not pod.status.pod_ip
-            and pod.status.phase == "Pending"
-        ):
+        elif pod.spec.node_name in self.nodes and not pod.status.pod_ip and pod.status.phase == "Pending":
             self._start_pod(pod)
 
     def _bind(self, pod: Any) -> None:
@@ -199,9 +191,7 @@ class FakeKubelet:
             "target": {"apiVersion": "v1", "kind": "Node", "name": next(self._next_node)},
         }
         with contextlib.suppress(ApiException):  # already bound or gone: the next event says
-            self.core.create_namespaced_binding(
-                pod.metadata.namespace, body, _preload_content=False
-            )
+            self.core.create_namespaced_binding(pod.metadata.namespace, body, _preload_content=False)
 
     def _start_pod(self, pod: Any) -> None:
         with self._lock:
@@ -243,9 +233,7 @@ class FakeKubelet:
             timer.start()
 
     def _confirm(self, namespace: str, name: str, uid: str) -> None:
-        body = client.V1DeleteOptions(
-            grace_period_seconds=0, preconditions=client.V1Preconditions(uid=uid)
-        )
+        body = client.V1DeleteOptions(grace_period_seconds=0, preconditions=client.V1Preconditions(uid=uid))
         with contextlib.suppress(ApiException):  # already gone
             self.core.delete_namespaced_pod(name, namespace, body=body)
 

@@ -86,9 +86,7 @@ def _issue(
     builder = _builder(subject, ca_cert.subject, key).add_extension(
         x509.ExtendedKeyUsage([usage]), critical=False
     )
-    builder = builder.add_extension(
-        x509.BasicConstraints(ca=False, path_length=None), critical=True
-    )
+    builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     if alt_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())

@@ -65,9 +65,7 @@ class PodNetwork:
     def network(self) -> ipaddress.IPv4Network:
         network = ipaddress.ip_network(self.cidr)
         if not isinstance(network, ipaddress.IPv4Network) or network.prefixlen > 24:
-            raise PodNetworkError(
-                f"pod CIDR {self.cidr!r} must be an IPv4 network of /24 or larger"
-            )
+            raise PodNetworkError(f"pod CIDR {self.cidr!r} must be an IPv4 network of /24 or larger")
         return network
 
     @property
@@ -147,9 +145,7 @@ class PodNetwork:
                 address = str(self.network.network_address + FIRST_POD_OFFSET + offset)
                 if address not in taken:
                     self.check_route(address)
-                    _ip(
-                        "-n", self.netns, "addr", "add", f"{address}/32", "dev", NAMESPACE_INTERFACE
-                    )
+                    _ip("-n", self.netns, "addr", "add", f"{address}/32", "dev", NAMESPACE_INTERFACE)
                     state_file.write_text(json.dumps({"next": offset + 1}))
                     return address
         raise PodNetworkError(f"The pod network {self.cidr} has no free address left")
