@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import shlex
+import sys
+from pathlib import Path
 
 import click
 
-from conclave import __version__
+from conclave import __version__, running
+from conclave.api import crdgen
 from conclave.errors import LocalClusterError
 from conclave.localcluster import LocalCluster, ensure_binaries
 from conclave.localcluster.podnetwork import DEFAULT_POD_CIDR
+from conclave.settings import LogFormat, Settings
 
 
-@click.group(
-    context_settings={"auto_envvar_prefix": "CONCLAVE", "help_option_names": ["-h", "--help"]}
-)
+@click.group(context_settings={"auto_envvar_prefix": "CONCLAVE", "help_option_names": ["-h", "--help"]})
 def main() -> None:
     """conclave: discovery, process groups, fenced singletons and partition status."""
 
@@ -36,9 +40,7 @@ def _local_cluster(name: str, pod_cidr: str) -> LocalCluster:
 cluster_name = click.option(
     "--name", default="conclave", show_default=True, help="Name of the local cluster."
 )
-pod_cidr = click.option(
-    "--pod-cidr", default=DEFAULT_POD_CIDR, show_default=True, help="The pod network."
-)
+pod_cidr = click.option("--pod-cidr", default=DEFAULT_POD_CIDR, show_default=True, help="The pod network.")
 
 
 @main.group("local-cluster")
@@ -93,3 +95,72 @@ def env(name: str, pod_cidr: str) -> None:
 def _print_env(cluster: LocalCluster) -> None:
     for key, value in cluster.env().items():
         click.echo(f"export {key}={shlex.quote(value)}")
+
+
+@main.command()
+@click.option("-n", "--namespace", "namespaces", multiple=True, help="Watch this namespace (repeatable).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch the whole cluster (the default).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Use this kubeconfig, not in-cluster.")
+@click.option("--identity", help="This replica's name in the leader Lease  [default: pod name]")
+@click.option("--health-port", type=int, default=8080, show_default=True, help="/healthz and /metrics.")
+@click.option(
+    "--log-format", type=click.Choice([f.value for f in LogFormat]), default="plain", show_default=True
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logs.")
+@click.option("--leader-election-namespace", help="Where the leader Lease lives  [default: $POD_NAMESPACE]")
+@click.option("--lease-duration", type=float, default=15.0, show_default=True, help="Seconds.")
+@click.option("--renew-deadline", type=float, default=10.0, show_default=True, help="Seconds.")
+@click.option("--retry-period", type=float, default=2.0, show_default=True, help="Seconds.")
+def run(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    kubeconfig: str | None,
+    identity: str | None,
+    health_port: int,
+    log_format: str,
+    verbose: bool,
+    leader_election_namespace: str | None,
+    lease_duration: float,
+    renew_deadline: float,
+    retry_period: float,
+) -> None:
+    """Run the operator: one replica active, the others standing by."""
+    if namespaces and all_namespaces:
+        raise click.UsageError("--namespace and --all-namespaces exclude each other; pass one")
+    settings = Settings(
+        namespaces=namespaces,
+        kubeconfig=kubeconfig,
+        health_port=health_port,
+        log_format=LogFormat(log_format),
+        verbose=verbose,
+        lease_duration=lease_duration,
+        renew_deadline=renew_deadline,
+        retry_period=retry_period,
+    )
+    if identity:
+        settings = dataclasses.replace(settings, identity=identity)
+    if leader_election_namespace:
+        settings = dataclasses.replace(settings, leader_election_namespace=leader_election_namespace)
+    running.configure_logging(settings)
+    try:
+        code = asyncio.run(running.run(settings))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    sys.exit(code)
+
+
+@main.command()
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one file per kind here instead of printing them.",
+)
+def crds(output_dir: Path | None) -> None:
+    """Print (or write) the CustomResourceDefinitions generated from the models."""
+    definitions = crdgen.all_crds()
+    if output_dir is None:
+        click.echo("---\n".join(crdgen.render(d) for d in definitions), nl=False)
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for definition in definitions:
+        (output_dir / crdgen.file_name(definition)).write_text(crdgen.render(definition))

@@ -28,3 +28,29 @@ class PodNetworkError(LocalClusterError):
 
 class StartupError(LocalClusterError):
     """A control-plane component exited early or did not become ready in time."""
+
+
+class ApiError(ConclaveError):
+    """The Kubernetes API answered with an error status, or could not be reached (status 0)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}" if status else message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class ConflictError(ApiError):
+    """409 Conflict: the object changed since it was read (or already exists)."""
+
+
+class NotFoundError(ApiError):
+    """404 Not Found."""
+
+
+class ForbiddenError(ApiError):
+    """403 Forbidden: RBAC refused the request."""
+
+
+class LeadershipLost(ConclaveError):
+    """This replica is no longer, or can no longer prove it is, the active one."""

@@ -1,0 +1,119 @@
+"""Raw-JSON access to the Kubernetes API for asyncio code.
+
+The official client is synchronous and slow to deserialize into its models, so every
+call here runs in a small thread pool and returns plain JSON; library errors become
+conclave's own (``conclave.errors``) with ``raise ... from``. This module transports; it
+decides nothing and is called for writes only by the applier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+
+from conclave import __version__, metrics
+from conclave.errors import ApiError, ConflictError, ForbiddenError, NotFoundError
+
+JSON = dict[str, Any]
+REQUEST_TIMEOUT = 15.0
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_CONTENT = "application/json"
+
+_ERRORS: dict[int, type[ApiError]] = {409: ConflictError, 404: NotFoundError, 403: ForbiddenError}
+
+
+def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
+    """In-cluster credentials when running in a pod, else the kubeconfig (or $KUBECONFIG)."""
+    configuration = client.Configuration()
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+            return configuration
+        except config.ConfigException:
+            pass
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return configuration
+
+
+class ApiClient:
+    """A shared, thread-pooled Kubernetes API client speaking plain JSON."""
+
+    def __init__(self, configuration: client.Configuration, identity: str, workers: int = 8) -> None:
+        self._api = client.ApiClient(configuration)
+        self._api.user_agent = f"conclave/{__version__} ({identity})"
+        self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="conclave-api")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._api.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = JSON_CONTENT,
+    ) -> JSON:
+        """Send one request; return the decoded JSON body. Raises ApiError subclasses."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self._send, method, path, body, dict(query or {}), content_type
+        )
+
+    def _send(self, method: str, path: str, body: Any, query: dict[str, str], content_type: str) -> JSON:
+        verb = method.lower()
+        try:
+            request = self._api.param_serialize(
+                method,
+                path,
+                query_params=list(query.items()),
+                header_params={"Accept": JSON_CONTENT, "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self._api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
+            data = response.read()
+        except (client.exceptions.ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            metrics.API_ERRORS.labels(verb=verb, code="0").inc()
+            raise ApiError(0, "Unreachable", f"{method} {path}: {error}") from None
+        if not 200 <= response.status <= 299:
+            metrics.API_ERRORS.labels(verb=verb, code=str(response.status)).inc()
+            details = _status_details(data)
+            kind = _ERRORS.get(response.status, ApiError)
+            raise kind(
+                response.status,
+                details.get("reason", ""),
+                details.get("message", data[:200].decode(errors="replace")),
+            )
+        return json.loads(data) if data else {}
+
+    async def get(self, path: str) -> JSON:
+        return await self.request("GET", path)
+
+    async def create(self, path: str, body: JSON) -> JSON:
+        return await self.request("POST", path, body)
+
+    async def replace(self, path: str, body: JSON) -> JSON:
+        return await self.request("PUT", path, body)
+
+    async def merge_patch(self, path: str, patch: JSON) -> JSON:
+        return await self.request("PATCH", path, patch, content_type=MERGE_PATCH)
+
+    async def delete(self, path: str) -> JSON:
+        return await self.request("DELETE", path)
+
+
+def _status_details(body: Any) -> dict[str, str]:
+    try:
+        decoded = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}

@@ -1,0 +1,126 @@
+"""The applier: the only code that writes to the Kubernetes API.
+
+It sends only what differs from what is there (a merge patch computed by
+``core.patches``), every status write guarded by the resourceVersion the plan was made
+from, and nothing at all unless this replica can still prove it leads. On a 409 it
+re-reads the object into the cache and raises ConflictError, so the supervisor decides
+again on the fresh copy; it never resends a patch. Other API errors are collected per
+write and returned, to be surfaced as conditions by the next plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable
+
+from conclave import metrics
+from conclave.adapters.apiclient import ApiClient
+from conclave.api import GROUP, VERSION
+from conclave.cache import Cache
+from conclave.core import patches
+from conclave.core.plans import EventIntent, ObjectRef, Plan, StatusUpdate
+from conclave.electing import micro_time
+from conclave.errors import ApiError, ConflictError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+PLURALS = {"ClusterTopology": "clustertopologies", "ProcessGroup": "processgroups", "Singleton": "singletons"}
+MAX_NOTE_LENGTH = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteFailure:
+    target: ObjectRef
+    error: ApiError
+
+
+def object_path(ref: ObjectRef) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{ref.namespace}/{PLURALS[ref.kind]}/{ref.name}"
+
+
+class Applier:
+    def __init__(self, api: ApiClient, cache: Cache, guard: Callable[[], None], identity: str) -> None:
+        """``guard`` raises LeadershipLost when this replica may no longer write."""
+        self.api = api
+        self.cache = cache
+        self.guard = guard
+        self.identity = identity
+
+    async def apply(self, plan: Plan) -> list[WriteFailure]:
+        """Carry out the plan. Raises ConflictError (after a re-read) and LeadershipLost."""
+        failures: list[WriteFailure] = []
+        for update in plan.status_updates:
+            try:
+                await self._update_status(update)
+            except ConflictError:
+                raise
+            except NotFoundError:
+                continue  # deleted meanwhile: nothing to report on
+            except ApiError as error:
+                logger.warning(
+                    "Failed to update the status of %s %s: %s", update.target.kind, update.target.name, error
+                )
+                failures.append(WriteFailure(update.target, error))
+        for event in plan.events:
+            await self._post_event(event)
+        return failures
+
+    async def _update_status(self, update: StatusUpdate) -> None:
+        patch = patches.diff(update.current, update.desired)
+        if not patch:
+            return
+        self.guard()
+        path = object_path(update.target)
+        body = {"metadata": {"resourceVersion": update.resource_version}, "status": patch}
+        try:
+            result = await self.api.merge_patch(f"{path}/status", body)
+        except ConflictError:
+            await self._reread(update.target)
+            raise
+        except NotFoundError:
+            self.cache.drop(update.target.kind, update.target.namespace, update.target.name)
+            raise
+        metrics.WRITES_TOTAL.labels(write="status").inc()
+        self.cache.put(update.target.kind, result)
+
+    async def _reread(self, target: ObjectRef) -> None:
+        try:
+            fresh = await self.api.get(object_path(target))
+        except NotFoundError:
+            self.cache.drop(target.kind, target.namespace, target.name)
+        else:
+            self.cache.put(target.kind, fresh)
+
+    async def _post_event(self, event: EventIntent) -> None:
+        """Post an Event; a failure is logged and counted, never fatal to the plan."""
+        self.guard()
+        ref = event.regarding
+        body = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            # client-go's naming: unique without a random source, and sorted by time
+            "metadata": {"name": f"{ref.name}.{time.time_ns():x}", "namespace": ref.namespace},
+            "eventTime": micro_time(datetime.datetime.now(datetime.UTC)),
+            "reportingController": "conclave.dev/operator",
+            "reportingInstance": self.identity,
+            "action": event.action,
+            "reason": event.reason,
+            "type": event.type,
+            "note": event.note[:MAX_NOTE_LENGTH],
+            "regarding": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": ref.kind,
+                "namespace": ref.namespace,
+                "name": ref.name,
+                "uid": ref.uid,
+            },
+        }
+        try:
+            await self.api.create(f"/apis/events.k8s.io/v1/namespaces/{ref.namespace}/events", body)
+        except ApiError as error:
+            logger.warning("Failed to post event %s about %s %s: %s", event.reason, ref.kind, ref.name, error)
+        else:
+            metrics.WRITES_TOTAL.labels(write="event").inc()

@@ -1,0 +1,119 @@
+"""What every conclave resource shares: metadata, conditions, label selectors, and the
+model configuration (camelCase on the wire, snake_case in Python)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "conclave.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+MAX_NAME = 253
+MAX_LIST = 500
+"""The bound on every list in a schema: keeps the API server's CEL cost estimate small."""
+
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+LabelValue = Annotated[str, Field(max_length=63)]
+
+
+class Model(BaseModel):
+    """Reads what the API server stored (already validated, so unknown fields are ignored)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+
+
+class Metadata(Model):
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Condition(Model):
+    """A metav1.Condition."""
+
+    type: str = Field(max_length=316, description="The aspect of the object this condition is about.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        max_length=1024,
+        min_length=1,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="A CamelCase word saying why the condition has its status.",
+    )
+    message: str = Field(default="", max_length=32768, description="What a human needs to know.")
+    last_transition_time: datetime.datetime = Field(description="When the status last changed.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation the condition was decided for."
+    )
+
+
+def conditions_field() -> Any:
+    return Field(
+        default_factory=list,
+        max_length=32,
+        description="The latest observations of the object's state (metav1.Condition).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+class LabelSelectorRequirement(Model):
+    key: str = Field(max_length=317, description="The label key the requirement applies to.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="How key and values relate."
+    )
+    values: list[LabelValue] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Values for In and NotIn; empty for Exists and DoesNotExist.",
+    )
+
+
+class LabelSelector(Model):
+    """A metav1.LabelSelector: all of matchLabels and matchExpressions must hold."""
+
+    match_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels a pod must carry, with these values.",
+        json_schema_extra={"maxProperties": 64},
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, max_length=32, description="Set-based requirements on the pod's labels."
+    )
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if any(labels.get(key) != value for key, value in self.match_labels.items()):
+            return False
+        for requirement in self.match_expressions:
+            present = requirement.key in labels
+            value = labels.get(requirement.key)
+            if requirement.operator == "In" and value not in requirement.values:
+                return False
+            if requirement.operator == "NotIn" and present and value in requirement.values:
+                return False
+            if requirement.operator == "Exists" and not present:
+                return False
+            if requirement.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
+class Resource(Model):
+    """A namespaced conclave resource: subclasses set their spec and status types."""
+
+    api_version: str = API_VERSION
+    kind: str = ""
+    metadata: Metadata = Field(default_factory=Metadata)
+
+    @classmethod
+    def from_api(cls, body: Mapping[str, Any]) -> Self:
+        """Parse an object as the API server returns it (a missing status reads as empty)."""
+        return cls.model_validate({**body, "status": body.get("status") or {}})

@@ -1,0 +1,73 @@
+"""ProcessGroup: Erlang's :pg for pods, published as a headless Service and EndpointSlice."""
+
+from __future__ import annotations
+
+import datetime
+
+from pydantic import Field
+from pydantic.config import JsonDict
+
+from conclave.api.base import (
+    MAX_LIST,
+    MAX_NAME,
+    Condition,
+    LabelSelector,
+    Model,
+    Name,
+    Resource,
+    conditions_field,
+)
+
+IMMUTABLE: JsonDict = {
+    "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable once set"}]
+}
+
+
+def topology_field() -> object:
+    return Field(
+        min_length=1,
+        max_length=MAX_NAME,
+        description="The ClusterTopology, in the same namespace, whose members this refers to. Immutable.",
+        json_schema_extra=IMMUTABLE,
+    )
+
+
+class ProcessGroupSpec(Model):
+    topology: str = topology_field()  # type: ignore[assignment]
+    scope: str = Field(
+        default="default",
+        min_length=1,
+        max_length=63,
+        description="Like a :pg scope: groups of the same name in different scopes never mix.",
+    )
+    group: str = Field(min_length=1, max_length=MAX_NAME, description="The group's name within its scope.")
+    selector: LabelSelector = Field(description="The pods whose topology members belong to the group.")
+    min_members: int = Field(
+        default=1, ge=0, le=100000, description="Below this, the group is not Populated (and alerts fire)."
+    )
+
+
+class ProcessGroupStatus(Model):
+    observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
+    members: list[Name] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="Node names of the members (ready topology members whose pod matches the selector).",
+    )
+    count: int | None = Field(default=None, ge=0, description="How many members the group has.")
+    members_by_node: dict[str, int] = Field(
+        default_factory=dict,
+        description="Members per Kubernetes node: the get_local_members view.",
+        json_schema_extra={"maxProperties": MAX_LIST},
+    )
+    service_name: str | None = Field(
+        default=None, max_length=63, description="The headless Service that publishes the members."
+    )
+    last_change: datetime.datetime | None = Field(default=None, description="When membership last changed.")
+    conditions: list[Condition] = conditions_field()
+
+
+class ProcessGroup(Resource):
+    kind: str = "ProcessGroup"
+    spec: ProcessGroupSpec
+    status: ProcessGroupStatus = Field(default_factory=ProcessGroupStatus)

@@ -1,0 +1,194 @@
+"""ClusterTopology: who the peers of a clustered workload are, and whether it is split."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from conclave.api import durations
+from conclave.api.base import MAX_LIST, MAX_NAME, Condition, Model, Name, Resource, conditions_field
+
+Strategy = Literal["KubernetesDNS", "KubernetesAPI", "DNSPoll", "Static"]
+
+
+class ProbeSpec(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.type == 'none' || has(self.port)",
+                    "message": "probe.port is required unless probe.type is none",
+                    "fieldPath": ".port",
+                    "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "duration(self.timeout) < duration(self.interval)",
+                    "message": "probe.timeout must be shorter than probe.interval",
+                    "fieldPath": ".timeout",
+                },
+            ]
+        }
+    )
+
+    type: Literal["http", "tcp", "none"] = Field(
+        default="none",
+        description="http: GET each member's own view of the cluster; tcp: only check the port opens; "
+        "none: no probing (partition state Unknown).",
+    )
+    port: int | None = Field(default=None, ge=1, le=65535, description="The member's port to probe.")
+    path: str = Field(
+        default="/cluster", max_length=256, pattern=r"^/", description="The HTTP path of the member view."
+    )
+    interval: str = durations.field("2s", "100ms", "10m", "How often each member is probed.")
+    timeout: str = durations.field("1s", "50ms", "1m", "How long one probe may take.")
+
+
+class PartitionSpec(Model):
+    stable_after: str = durations.field(
+        "5s", "0s", "10m", "How long a new verdict must hold before it is published (split or healed)."
+    )
+    tie_breaker: Literal["None", "LowestAddress"] = Field(
+        default="None",
+        description="On a split into two equal halves: None, no majority; LowestAddress, the half holding "
+        "the lowest member address is the majority.",
+    )
+
+
+class ClusterTopologySpec(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(self.strategy in ['KubernetesDNS', 'KubernetesAPI']) || has(self.service)",
+                    "message": "spec.service is required for the KubernetesDNS and KubernetesAPI strategies",
+                    "fieldPath": ".service",
+                    "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "self.strategy != 'DNSPoll' || has(self.query)",
+                    "message": "spec.query is required for the DNSPoll strategy",
+                    "fieldPath": ".query",
+                    "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "self.strategy != 'Static' || (has(self.hosts) && size(self.hosts) > 0)",
+                    "message": "spec.hosts must list at least one node for the Static strategy",
+                    "fieldPath": ".hosts",
+                    "reason": "FieldValueRequired",
+                },
+            ]
+        }
+    )
+
+    strategy: Strategy = Field(
+        description="How members are discovered: KubernetesDNS (poll the headless Service's A records), "
+        "KubernetesAPI (watch its EndpointSlices), DNSPoll (poll any DNS name), Static (spec.hosts)."
+    )
+    service: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+        description="The headless Service (KubernetesDNS, KubernetesAPI).",
+    )
+    application_name: str = Field(
+        default="app",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The node basename: members are named <applicationName>@<host>, as in libcluster.",
+    )
+    node_naming: Literal["ip", "hostname", "dns"] = Field(
+        default="ip",
+        description="The host part of node names, as libcluster's mode: ip (app@10.0.3.7), dns "
+        "(app@10-0-3-7.<namespace>.pod.<domain>), hostname (app@<pod>.<service>.<namespace>.svc.<domain>).",
+    )
+    query: str | None = Field(
+        default=None, max_length=MAX_NAME, description="The DNS name to poll (DNSPoll)."
+    )
+    hosts: list[Name] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="Full node names (Static), like libcluster's Epmd strategy.",
+    )
+    polling_interval: str = durations.field("5s", "1s", "1h", "How often the DNS strategies resolve.")
+    member_readiness: Literal["Ready", "Any"] = Field(
+        default="Ready",
+        description="Which endpoints count as members: Ready ones only, or Any non-terminating one "
+        "(BEAM pods often turn Ready only after joining the cluster).",
+    )
+    probe: ProbeSpec = Field(
+        default_factory=ProbeSpec,
+        description="How the operator learns each member's own view of the cluster.",
+        json_schema_extra={"default": ProbeSpec().model_dump(mode="json", by_alias=True, exclude_none=True)},
+    )
+    partition: PartitionSpec = Field(
+        default_factory=PartitionSpec,
+        description="How a split is declared.",
+        json_schema_extra={"default": PartitionSpec().model_dump(mode="json", by_alias=True)},
+    )
+
+
+class Member(Model):
+    name: str = Field(max_length=MAX_NAME, description="The node name, e.g. chat@10.0.3.7.")
+    pod: str | None = Field(default=None, max_length=MAX_NAME, description="The member's pod, if any.")
+    ip: str | None = Field(default=None, max_length=64, description="The member's address.")
+    ready: bool = Field(default=True, description="Whether the member's pod is Ready.")
+    node_name: str | None = Field(default=None, max_length=MAX_NAME, description="The Kubernetes node.")
+    since: datetime.datetime | None = Field(default=None, description="When the member was first seen.")
+
+
+class MemberView(Model):
+    member: str = Field(max_length=MAX_NAME, description="The member whose view this is.")
+    known: bool = Field(description="Whether the operator got a usable view from it.")
+    reason: str | None = Field(default=None, max_length=1024, description="Why its view is unknown.")
+
+
+NodeList = Annotated[list[Name], Field(max_length=MAX_LIST)]
+Link = Annotated[list[Name], Field(min_length=2, max_length=2)]
+
+
+class PartitionStatus(Model):
+    state: Literal["Healthy", "Partitioned", "Degraded", "Unknown"] = Field(
+        default="Unknown", description="The published (debounced) verdict."
+    )
+    components: list[NodeList] = Field(
+        default_factory=list, max_length=MAX_LIST, description="The connected components, largest first."
+    )
+    majority: list[Name] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="Members that are all connected and hold a strict majority; empty when none.",
+    )
+    missing_links: list[Link] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="Pairs of members that do not see each other inside one component.",
+    )
+    since: datetime.datetime | None = Field(default=None, description="When this verdict was published.")
+    views: list[MemberView] = Field(
+        default_factory=list, max_length=MAX_LIST, description="Whether each member's own view is known."
+    )
+
+
+class ClusterTopologyStatus(Model):
+    observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
+    members: list[Member] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description=f"Every discovered, non-terminating member (at most {MAX_LIST}; the full ready list "
+        "is in the <name>-members ConfigMap).",
+    )
+    member_count: int | None = Field(default=None, ge=0, description="How many members were discovered.")
+    ready_members: int | None = Field(default=None, ge=0, description="How many members count as ready.")
+    stale: bool | None = Field(
+        default=None, description="True when discovery failed and the members are the last known ones."
+    )
+    partition: PartitionStatus | None = Field(default=None, description="Whether the cluster is split.")
+    conditions: list[Condition] = conditions_field()
+
+
+class ClusterTopology(Resource):
+    kind: str = "ClusterTopology"
+    spec: ClusterTopologySpec
+    status: ClusterTopologyStatus = Field(default_factory=ClusterTopologyStatus)

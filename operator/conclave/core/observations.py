@@ -1,0 +1,36 @@
+"""What a supervisor saw, as plain frozen data: the only input of the planner."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+from conclave.api import ClusterTopology, ProcessGroup, Singleton
+
+Resource = TypeVar("Resource", ClusterTopology, ProcessGroup, Singleton)
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed(Generic[Resource]):
+    """One object: its parsed model, and its status exactly as the API holds it (the
+    applier diffs against that, so fields this version does not know are left alone)."""
+
+    resource: Resource
+    uid: str
+    generation: int
+    resource_version: str
+    wire_status: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    now: datetime.datetime
+    namespace: str
+    topology_name: str
+    topology: Observed[ClusterTopology] | None
+    process_groups: tuple[Observed[ProcessGroup], ...] = ()
+    singletons: tuple[Observed[Singleton], ...] = ()
+    write_failures: tuple[str, ...] = ()
+    """What the previous iteration failed to write, to be surfaced as a condition."""

@@ -1,0 +1,167 @@
+"""`conclave run`: health and metrics on every replica, leader election, then kopf.
+
+A standby replica serves /healthz and /metrics and waits for the leader Lease; only the
+active one starts kopf's watches and the supervisors. When leadership is lost (the lease
+went elsewhere, or this replica could not renew in time, e.g. after being frozen), the
+process stops everything and exits non-zero, as client-go's controllers do: the
+Deployment restarts it as a standby, with nothing stale left in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import kopf
+from aiohttp import web
+from kubernetes import client
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from conclave import metrics
+from conclave.adapters.apiclient import ApiClient, load_configuration
+from conclave.adapters.applying import Applier
+from conclave.cache import Cache
+from conclave.electing import Elector
+from conclave.errors import LeadershipLost
+from conclave.handlers import credentials, watching
+from conclave.reconciling import Reconciler
+from conclave.settings import LogFormat, Settings
+from conclave.supervising import Supervisors
+
+logger = logging.getLogger(__name__)
+
+EXIT_LEADERSHIP_LOST = 3
+STOP_TIMEOUT = 10.0
+
+
+def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
+    configured = kopf.OperatorSettings()
+    configured.peering.standalone = True  # leadership is ours (electing), not kopf's peering
+    configured.posting.level = logging.WARNING  # events are the applier's, on transitions only
+    configured.posting.reporting_component = "conclave.dev/operator"
+    configured.posting.reporting_instance = settings.identity
+    configured.watching.server_timeout = 300  # the server ends each watch; kopf reconnects
+    configured.watching.client_timeout = 330
+    configured.watching.connect_timeout = 10
+    configured.networking.request_timeout = 30
+    configured.persistence.finalizer = "conclave.dev/kopf-finalizer"
+    return configured
+
+
+class HealthServer:
+    """/healthz, /readyz and /metrics on one port, served by standby and active alike."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.kopf_task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.healthz)
+        app.router.add_get("/metrics", self.metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.health_address, self.settings.health_port)
+        await site.start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        if self.kopf_task is not None and self.kopf_task.done():
+            return web.Response(status=500, text="kopf stopped\n")
+        return web.Response(text="ok\n")
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(metrics.REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def run(settings: Settings) -> int:
+    """Run until stopped (returns 0) or until leadership is lost (returns 3)."""
+    configuration = load_configuration(settings.kubeconfig)
+    api = ApiClient(configuration, settings.identity)
+    health = HealthServer(settings)
+    await health.start()
+    elector = Elector(
+        api,
+        settings.leader_election_namespace,
+        settings.leader_election_lease,
+        settings.identity,
+        settings.lease_duration,
+        settings.renew_deadline,
+        settings.retry_period,
+    )
+    try:
+        await elector.acquire()
+        return await _lead(settings, api, configuration, elector, health)
+    finally:
+        await health.stop()
+        api.close()
+
+
+async def _lead(
+    settings: Settings,
+    api: ApiClient,
+    configuration: client.Configuration,
+    elector: Elector,
+    health: HealthServer,
+) -> int:
+    cache = Cache()
+    lost: asyncio.Future[LeadershipLost] = asyncio.get_running_loop().create_future()
+
+    def on_lost(error: BaseException) -> None:
+        if not lost.done() and isinstance(error, LeadershipLost):
+            lost.set_result(error)
+
+    applier = Applier(api, cache, elector.ensure_leading, settings.identity)
+    reconciler = Reconciler(cache, applier, clock=time.time, resync_seconds=settings.resync_seconds)
+    supervisors = Supervisors(reconciler, on_fatal=on_lost)
+    registry = kopf.OperatorRegistry()
+    credentials.register(registry, configuration)
+    watching.register(registry, cache, supervisors)
+    stop_flag: asyncio.Event = asyncio.Event()
+    kopf_task = asyncio.create_task(
+        kopf.operator(
+            registry=registry,
+            settings=kopf_settings(settings),
+            standalone=True,
+            clusterwide=settings.clusterwide,
+            namespaces=settings.namespaces,
+            stop_flag=stop_flag,
+        ),
+        name="kopf",
+    )
+    health.kopf_task = kopf_task
+    hold_task = asyncio.create_task(elector.hold(), name="leader lease")
+    lost_task = asyncio.ensure_future(lost)
+    watched: list[asyncio.Future[Any]] = [kopf_task, hold_task, lost_task]
+    try:
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if hold_task in done or lost_task in done:
+            error = hold_task.exception() if hold_task in done else lost_task.result()
+            logger.error("Stopped: %s", error)
+            return EXIT_LEADERSHIP_LOST
+        return 0
+    finally:
+        stop_flag.set()
+        await supervisors.stop()
+        for task in (hold_task, lost_task):
+            task.cancel()
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+            await asyncio.wait_for(kopf_task, STOP_TIMEOUT)
+
+
+def configure_logging(settings: Settings) -> None:
+    kopf.configure(
+        verbose=settings.verbose,
+        log_format=kopf.LogFormat.JSON if settings.log_format is LogFormat.JSON else kopf.LogFormat.FULL,
+    )
+    if not settings.verbose:  # kopf logs every handled watch event at INFO: one line per pod change
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)

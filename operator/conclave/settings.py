@@ -1,0 +1,44 @@
+"""The operator's settings, as the CLI gathers them (flags or CONCLAVE_* variables)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import socket
+
+
+class LogFormat(enum.Enum):
+    PLAIN = "plain"
+    JSON = "json"
+
+
+def default_identity() -> str:
+    """The pod name in a cluster (the Deployment sets POD_NAME), else host and PID."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    namespaces: tuple[str, ...] = ()
+    """Watch only these namespaces; empty: the whole cluster."""
+    kubeconfig: str | None = None
+    identity: str = dataclasses.field(default_factory=default_identity)
+    health_address: str = "0.0.0.0"
+    health_port: int = 8080
+    """Serves /healthz, /readyz and /metrics on every replica, active or standby."""
+    log_format: LogFormat = LogFormat.PLAIN
+    verbose: bool = False
+    leader_election_namespace: str = dataclasses.field(
+        default_factory=lambda: os.environ.get("POD_NAMESPACE", "default")
+    )
+    leader_election_lease: str = "conclave-operator"
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    resync_seconds: float = 60.0
+    """Every supervisor looks again at least this often, with or without events."""
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces

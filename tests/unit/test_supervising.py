@@ -1,0 +1,77 @@
+"""Supervisors: bursts coalesce, failures back off and retry, finished ones go away."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conclave.supervising import Key, Outcome, Supervisors
+
+KEY = Key("prod", "chat")
+
+
+async def test_a_burst_of_wakes_is_one_iteration() -> None:
+    seen: list[Key] = []
+    done = asyncio.Event()
+
+    async def reconcile(key: Key) -> Outcome:
+        seen.append(key)
+        done.set()
+        return Outcome()
+
+    supervisors = Supervisors(reconcile)
+    for _ in range(50):
+        supervisors.wake(KEY)
+    await asyncio.wait_for(done.wait(), 1)
+    await asyncio.sleep(0.1)
+    assert seen == [KEY]
+    await supervisors.stop()
+
+
+async def test_a_failing_iteration_is_retried_and_the_supervisor_survives() -> None:
+    results: list[str] = []
+    recovered = asyncio.Event()
+
+    async def reconcile(key: Key) -> Outcome:
+        if len(results) < 2:
+            results.append("failed")
+            raise RuntimeError("the API was down")
+        results.append("succeeded")
+        recovered.set()
+        return Outcome()
+
+    supervisors = Supervisors(reconcile, initial_backoff=0.01)
+    supervisors.wake(KEY)
+    await asyncio.wait_for(recovered.wait(), 2)
+    assert results == ["failed", "failed", "succeeded"]
+    assert supervisors.keys() == [KEY]
+    await supervisors.stop()
+
+
+async def test_a_supervisor_with_nothing_left_to_look_after_ends() -> None:
+    async def reconcile(key: Key) -> Outcome:
+        return Outcome(finished=True)
+
+    supervisors = Supervisors(reconcile)
+    supervisors.wake(KEY)
+    for _ in range(100):
+        if not supervisors.keys():
+            break
+        await asyncio.sleep(0.01)
+    assert supervisors.keys() == []
+
+
+async def test_requeue_after_looks_again_without_an_event() -> None:
+    iterations: list[float] = []
+    twice = asyncio.Event()
+
+    async def reconcile(key: Key) -> Outcome:
+        iterations.append(asyncio.get_running_loop().time())
+        if len(iterations) == 2:
+            twice.set()
+        return Outcome(requeue_after=0.05)
+
+    supervisors = Supervisors(reconcile)
+    supervisors.wake(KEY)
+    await asyncio.wait_for(twice.wait(), 1)
+    assert iterations[1] - iterations[0] >= 0.05
+    await supervisors.stop()
