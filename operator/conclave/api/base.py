@@ -80,7 +80,7 @@ class LabelSelectorRequirement(Model):
 class LabelSelector(Model):
     """A metav1.LabelSelector: all of matchLabels and matchExpressions must hold."""
 
-    match_labels: dict[str, str] = Field(
+    match_labels: dict[str, LabelValue] = Field(
         default_factory=dict,
         description="Labels a pod must carry, with these values.",
         json_schema_extra={"maxProperties": 64},

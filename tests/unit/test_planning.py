@@ -1,0 +1,176 @@
+"""The planner: what it decides for a topology and its dependents, and that deciding again
+on its own result changes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conclave.api import ClusterTopology, ProcessGroup, Singleton
+from conclave.core import patches, planning
+from conclave.core.observations import Observation, Observed, Resource
+
+NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
+
+
+def observed(
+    model: type[Resource], spec: dict[str, Any], name: str, status: dict[str, Any] | None = None
+) -> Any:
+    body = {"metadata": {"name": name, "namespace": "prod", "uid": f"uid-{name}"}, "spec": spec}
+    return Observed(
+        resource=model.from_api({**body, "status": status or {}}),
+        uid=f"uid-{name}",
+        generation=1,
+        resource_version="1",
+        wire_status=status or {},
+    )
+
+
+def observation(
+    hosts: list[str] | None = None,
+    strategy: str = "Static",
+    groups: int = 0,
+    singletons: int = 0,
+    failures: tuple[str, ...] = (),
+) -> Observation:
+    spec = {"strategy": strategy, "hosts": hosts or [], "service": "chat"}
+    return Observation(
+        now=NOW,
+        namespace="prod",
+        topology_name="chat",
+        topology=observed(ClusterTopology, spec, "chat") if hosts is not None else None,
+        process_groups=tuple(
+            observed(ProcessGroup, {"topology": "chat", "group": f"g{i}", "selector": {}}, f"group-{i}")
+            for i in range(groups)
+        ),
+        singletons=tuple(
+            observed(Singleton, {"topology": "chat"}, f"singleton-{i}") for i in range(singletons)
+        ),
+        write_failures=failures,
+    )
+
+
+def published(plan: Any) -> dict[str, dict[str, Any]]:
+    return {
+        u.target.name: patches.apply(u.current, patches.diff(u.current, u.desired))
+        for u in plan.status_updates
+    }
+
+
+def without_times(status: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **{k: v for k, v in status.items() if k != "members"},
+        "conditions": [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status["conditions"]
+        ],
+    }
+
+
+def test_a_static_topology_publishes_its_hosts_as_ready_members() -> None:
+    status = published(planning.plan(observation(hosts=["chat@10.0.0.2", "chat@10.0.0.1"])))["chat"]
+    assert [m["name"] for m in status["members"]] == ["chat@10.0.0.1", "chat@10.0.0.2"]
+    assert status["members"][0] == {
+        "name": "chat@10.0.0.1",
+        "ip": "10.0.0.1",
+        "ready": True,
+        "since": "2026-11-25T12:00:00Z",
+    }
+    assert without_times(status) == {
+        "memberCount": 2,
+        "readyMembers": 2,
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Discovered",
+                "status": "True",
+                "reason": "MembersFound",
+                "message": "2 members from spec.hosts",
+                "observedGeneration": 1,
+            },
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Reconciled",
+                "message": "Generation 1 reconciled",
+                "observedGeneration": 1,
+            },
+        ],
+    }
+
+
+def test_a_failed_write_makes_the_topology_not_ready_and_says_what_failed() -> None:
+    status = published(planning.plan(observation(hosts=["a@b"], failures=("Singleton x: 403 Forbidden",))))[
+        "chat"
+    ]
+    assert status["conditions"][1] == {
+        "type": "Ready",
+        "status": "False",
+        "reason": "ApiError",
+        "message": "Singleton x: 403 Forbidden",
+        "observedGeneration": 1,
+        "lastTransitionTime": "2026-11-25T12:00:00Z",
+    }
+
+
+def test_dependents_of_a_missing_topology_are_told_and_warned_once() -> None:
+    plan = planning.plan(observation(hosts=None, groups=1, singletons=1))
+    statuses = published(plan)
+    assert statuses["singleton-0"]["phase"] == "Pending"
+    for name in ("group-0", "singleton-0"):
+        assert statuses[name]["conditions"] == [
+            {
+                "type": "TopologyFound",
+                "status": "False",
+                "reason": "TopologyNotFound",
+                "message": "ClusterTopology 'chat' does not exist in namespace 'prod'",
+                "observedGeneration": 1,
+                "lastTransitionTime": "2026-11-25T12:00:00Z",
+            }
+        ]
+    assert [(e.regarding.name, e.type, e.reason) for e in plan.events] == [
+        ("group-0", "Warning", "TopologyNotFound"),
+        ("singleton-0", "Warning", "TopologyNotFound"),
+    ]
+
+
+def replanned(first: Observation, later: datetime.datetime) -> Any:
+    """Plan again on what the first plan wrote, at a later moment."""
+    statuses = published(planning.plan(first))
+
+    def advanced(item: Any) -> Any:
+        model = type(item.resource)
+        status = statuses.get(item.resource.metadata.name, item.wire_status)
+        body = {**item.resource.model_dump(by_alias=True, mode="json"), "status": status}
+        return dataclasses.replace(item, resource=model.from_api(body), wire_status=status)
+
+    return planning.plan(
+        dataclasses.replace(
+            first,
+            now=later,
+            topology=advanced(first.topology) if first.topology else None,
+            process_groups=tuple(advanced(g) for g in first.process_groups),
+            singletons=tuple(advanced(s) for s in first.singletons),
+        )
+    )
+
+
+@given(
+    hosts=st.none() | st.lists(st.sampled_from(["a@10.0.0.1", "b@10.0.0.2", "c@host", "d@::1"]), max_size=4),
+    groups=st.integers(0, 2),
+    singletons=st.integers(0, 2),
+    strategy=st.sampled_from(["Static", "KubernetesAPI"]),
+    minutes=st.integers(0, 600),
+)
+def test_deciding_again_on_the_result_changes_nothing(
+    hosts: list[str] | None, groups: int, singletons: int, strategy: str, minutes: int
+) -> None:
+    first = observation(hosts=hosts, strategy=strategy, groups=groups, singletons=singletons)
+    again = replanned(first, NOW + datetime.timedelta(minutes=minutes))
+    assert [patches.diff(u.current, u.desired) for u in again.status_updates] == [{}] * len(
+        again.status_updates
+    )
+    assert again.events == ()
