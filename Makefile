@@ -19,8 +19,8 @@ integration: $(STAMP) system-deps control-plane
 	$(BIN)/pytest -p no:cacheprovider -m "integration or e2e" tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
