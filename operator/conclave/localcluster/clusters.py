@@ -78,21 +78,21 @@ def _is_ours(pid: int, binary: str) -> bool:
 
 
 def _stop(pid: int, binary: str) -> None:
-    if not _is_ours(pid, binary):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while _is_ours(pid, binary) and time.monotonic() < deadline:
-        time.sleep(0.05)
-        if pid in _children:
-            _children[pid].poll()  # reap it, or it lingers as a zombie that still looks alive
+    """Stop a component by PID (TERM, then KILL) and reap it if this process started it."""
+    child = _children.pop(pid, None)
     if _is_ours(pid, binary):
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    child = _children.pop(pid, None)
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _is_ours(pid, binary) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if child is not None:
+                child.poll()  # reap it, or it lingers as a zombie that still looks alive
+        if _is_ours(pid, binary):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     if child is not None:
-        child.wait()
+        child.wait()  # a component that died on its own is reaped here too
 
 
 @dataclasses.dataclass(frozen=True)
