@@ -62,3 +62,14 @@ def raw_get(api_client: client.ApiClient, path: str, accept: str = "application/
     body = response.read()
     assert 200 <= response.status <= 299, f"GET {path}: {response.status} {body[:300]!r}"
     return json.loads(body)
+
+
+def events_about(api_client: client.ApiClient, namespace: str, name: str) -> list[tuple[str, str, str]]:
+    """(type, reason, note) of the events about ``name``, read as JSON: the client's models
+    refuse events that other controllers post without an eventTime."""
+    found = raw_get(api_client, f"/apis/events.k8s.io/v1/namespaces/{namespace}/events")["items"]
+    return [
+        (e.get("type", ""), e.get("reason", ""), e.get("note", ""))
+        for e in found
+        if e.get("regarding", {}).get("name") == name
+    ]

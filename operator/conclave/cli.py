@@ -107,6 +107,9 @@ def _print_env(cluster: LocalCluster) -> None:
     "--log-format", type=click.Choice([f.value for f in LogFormat]), default="plain", show_default=True
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logs.")
+@click.option(
+    "--cluster-domain", default="cluster.local", show_default=True, help="The cluster's DNS domain."
+)
 @click.option("--leader-election-namespace", help="Where the leader Lease lives  [default: $POD_NAMESPACE]")
 @click.option("--lease-duration", type=float, default=15.0, show_default=True, help="Seconds.")
 @click.option("--renew-deadline", type=float, default=10.0, show_default=True, help="Seconds.")
@@ -119,6 +122,7 @@ def run(
     health_port: int,
     log_format: str,
     verbose: bool,
+    cluster_domain: str,
     leader_election_namespace: str | None,
     lease_duration: float,
     renew_deadline: float,
@@ -133,6 +137,7 @@ def run(
         health_port=health_port,
         log_format=LogFormat(log_format),
         verbose=verbose,
+        cluster_domain=cluster_domain,
         lease_duration=lease_duration,
         renew_deadline=renew_deadline,
         retry_period=retry_period,

@@ -7,6 +7,8 @@ here, so the dashboard and the alert rules have one list to check against.
 
 from __future__ import annotations
 
+import contextlib
+
 import prometheus_client
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -48,6 +50,25 @@ SUPERVISORS = Gauge(
     "Running supervisor tasks, one per ClusterTopology name in use.",
     registry=REGISTRY,
 )
+TOPOLOGY_MEMBERS = Gauge(
+    "conclave_topology_members",
+    "Discovered members by whether they count as ready (memberReadiness decides).",
+    ["namespace", "topology", "ready"],
+    registry=REGISTRY,
+)
+MEMBER_CHANGES = Counter(
+    "conclave_member_changes",
+    "Members that joined or left a topology.",
+    ["change"],
+    registry=REGISTRY,
+)
+DISCOVERY_SECONDS = Histogram(
+    "conclave_discovery_seconds",
+    "Time one discovery took, by strategy (a DNS lookup, or reading the watched EndpointSlices).",
+    ["strategy"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
 WRITES_TOTAL = Counter(
     "conclave_api_writes",
     "Writes the applier sent, by kind of write.",
@@ -59,3 +80,20 @@ WRITES_TOTAL = Counter(
 def serve(port: int, address: str = "0.0.0.0") -> None:
     """Serve /metrics in a background thread."""
     prometheus_client.start_http_server(port, addr=address, registry=REGISTRY)
+
+
+BY_NAME: dict[str, Gauge | Counter] = {
+    "conclave_topology_members": TOPOLOGY_MEMBERS,
+    "conclave_member_changes": MEMBER_CHANGES,
+}
+"""The metrics a Plan may name (core names metrics; it never touches them)."""
+
+PER_TOPOLOGY = (TOPOLOGY_MEMBERS,)
+
+
+def forget_topology(namespace: str, topology: str) -> None:
+    """Drop a deleted topology's series, so its last values do not linger on dashboards."""
+    for metric in PER_TOPOLOGY:
+        for ready in ("true", "false"):
+            with contextlib.suppress(KeyError):  # never set
+                metric.remove(namespace, topology, ready)

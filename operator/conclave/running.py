@@ -48,6 +48,7 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     configured.watching.connect_timeout = 10
     configured.networking.request_timeout = 30
     configured.persistence.finalizer = "conclave.dev/kopf-finalizer"
+    watching.configure(configured)
     return configured
 
 
@@ -121,7 +122,13 @@ async def _lead(
             lost.set_result(error)
 
     applier = Applier(api, cache, elector.ensure_leading, settings.identity)
-    reconciler = Reconciler(cache, applier, clock=time.time, resync_seconds=settings.resync_seconds)
+    reconciler = Reconciler(
+        cache,
+        applier,
+        clock=time.time,
+        resync_seconds=settings.resync_seconds,
+        cluster_domain=settings.cluster_domain,
+    )
     supervisors = Supervisors(reconciler, on_fatal=on_lost)
     registry = kopf.OperatorRegistry()
     credentials.register(registry, configuration)

@@ -36,6 +36,8 @@ class Settings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    cluster_domain: str = "cluster.local"
+    """The cluster's DNS domain, for node names (dns, hostname) and DNS discovery."""
     resync_seconds: float = 60.0
     """Every supervisor looks again at least this often, with or without events."""
 

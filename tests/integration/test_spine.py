@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from support import GROUP, VERSION, condition, create, custom, eventually, raw_get, read
+from support import GROUP, VERSION, condition, create, custom, events_about, eventually, raw_get, read
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
 
@@ -40,11 +40,6 @@ def reconciled(api_client: client.ApiClient, namespace: str, plural: str, name: 
     if status.get("observedGeneration") == body["metadata"]["generation"]:
         return body
     return None
-
-
-def events(api_client: client.ApiClient, namespace: str, name: str) -> list[tuple[str, str, str]]:
-    found = client.EventsV1Api(api_client).list_namespaced_event(namespace)
-    return [(e.type, e.reason, e.note) for e in found.items if e.regarding.name == name]
 
 
 def metric(port: int, name: str) -> float | None:
@@ -116,7 +111,7 @@ def test_dependents_of_a_missing_topology_say_so_and_recover_when_it_appears(
         )
     assert read(api_client, namespace, "singletons", "billing")["status"]["phase"] == "Pending"
     assert ("Warning", "TopologyNotFound", missing_message) in eventually(
-        lambda: events(api_client, namespace, "billing")
+        lambda: events_about(api_client, namespace, "billing")
     )
 
     create(api_client, namespace, "clustertopologies", STATIC_TOPOLOGY)

@@ -21,7 +21,7 @@ from conclave.adapters.apiclient import ApiClient
 from conclave.api import GROUP, VERSION
 from conclave.cache import Cache
 from conclave.core import patches
-from conclave.core.plans import EventIntent, ObjectRef, Plan, StatusUpdate
+from conclave.core.plans import ConfigMapUpdate, EventIntent, ObjectRef, Plan, StatusUpdate
 from conclave.electing import micro_time
 from conclave.errors import ApiError, ConflictError, NotFoundError
 
@@ -64,9 +64,70 @@ class Applier:
                     "Failed to update the status of %s %s: %s", update.target.kind, update.target.name, error
                 )
                 failures.append(WriteFailure(update.target, error))
+        for config_map in plan.config_maps:
+            try:
+                await self._write_config_map(config_map)
+            except ConflictError:
+                raise
+            except ApiError as error:
+                logger.warning("Failed to write ConfigMap %s: %s", config_map.name, error)
+                failures.append(WriteFailure(config_map.owner, error))
         for event in plan.events:
             await self._post_event(event)
+        for sample in plan.metrics:
+            metric = metrics.BY_NAME[sample.metric].labels(**sample.labels)
+            if sample.mode == "inc":
+                metric.inc(sample.value)
+            else:
+                metric.set(sample.value)  # type: ignore[union-attr]
         return failures
+
+    async def _write_config_map(self, update: ConfigMapUpdate) -> None:
+        """Create the ConfigMap, or replace its data; a 409 means the cache was behind."""
+        self.guard()
+        collection = f"/api/v1/namespaces/{update.namespace}/configmaps"
+        owner = update.owner
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": update.name,
+                "namespace": update.namespace,
+                "labels": dict(update.labels),
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": owner.kind,
+                        "name": owner.name,
+                        "uid": owner.uid,
+                        "controller": True,
+                        "blockOwnerDeletion": False,
+                    }
+                ],
+            },
+            "data": dict(update.data),
+        }
+        try:
+            if update.exists:
+                result = await self.api.merge_patch(
+                    f"{collection}/{update.name}", {"data": dict(update.data)}
+                )
+            else:
+                result = await self.api.create(collection, body)
+        except ConflictError:  # it exists after all: learn it, decide again
+            await self._reread_config_map(collection, update)
+            raise
+        except NotFoundError:  # it was deleted meanwhile: the next plan creates it
+            self.cache.drop("ConfigMap", update.namespace, update.name)
+            raise ConflictError(404, "NotFound", f"ConfigMap {update.name} vanished") from None
+        metrics.WRITES_TOTAL.labels(write="configmap").inc()
+        self.cache.put("ConfigMap", result)
+
+    async def _reread_config_map(self, collection: str, update: ConfigMapUpdate) -> None:
+        try:
+            self.cache.put("ConfigMap", await self.api.get(f"{collection}/{update.name}"))
+        except NotFoundError:
+            self.cache.drop("ConfigMap", update.namespace, update.name)
 
     async def _update_status(self, update: StatusUpdate) -> None:
         patch = patches.diff(update.current, update.desired)

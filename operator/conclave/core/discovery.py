@@ -1,7 +1,12 @@
 """Who the members are, from what a strategy found: pure functions, no resolving, no watching.
 
-``members`` keeps each member's ``since`` from the previous status, so republishing the
-same members changes nothing.
+Node names match libcluster's for the same pod (lib/strategy/kubernetes.ex, format_node):
+``ip`` → ``app@10.0.3.7``; ``dns`` → ``app@10-0-3-7.<namespace>.pod.<domain>``;
+``hostname`` → ``app@<hostname>.<service>.<namespace>.svc.<domain>``, where libcluster's
+domain is ``<cluster_name>.local`` (``cluster.local`` by default).
+
+Unlike libcluster, an error never yields an empty member list: a missing Service, a
+non-headless one or a failed lookup keeps the last known members, marked stale.
 """
 
 from __future__ import annotations
@@ -10,13 +15,16 @@ import dataclasses
 import datetime
 import ipaddress
 from collections.abc import Sequence
+from typing import Literal
 
 from conclave.api import ClusterTopologySpec, Member
+
+NodeNaming = Literal["ip", "hostname", "dns"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Found:
-    """One discovered endpoint, before it is named and dated."""
+    """One discovered member, named, before it is dated."""
 
     name: str
     ip: str | None = None
@@ -25,9 +33,119 @@ class Found:
     node_name: str | None = None
 
 
-def static(spec: ClusterTopologySpec) -> list[Found]:
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """One address of an EndpointSlice, with what its pod adds."""
+
+    ip: str
+    pod: str | None
+    """The targetRef's name when it refers to a Pod; other endpoints are not members."""
+    ready: bool
+    terminating: bool
+    hostname: str | None = None
+    node_name: str | None = None
+    pod_deleting: bool = False
+    """The pod has a deletionTimestamp: it is leaving, even if its endpoint still says ready."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceState:
+    exists: bool
+    headless: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What discovery concluded: members (None: keep the last known, stale) and why."""
+
+    found: list[Found] | None
+    ok: bool | None
+    """True: members found; False: none, or an error; None: nothing observed yet."""
+    reason: str
+    message: str
+
+
+def node_name(
+    naming: NodeNaming,
+    application: str,
+    ip: str,
+    namespace: str,
+    domain: str,
+    service: str | None = None,
+    hostname: str | None = None,
+) -> str:
+    if naming == "dns":
+        return f"{application}@{ip.replace('.', '-')}.{namespace}.pod.{domain}"
+    if naming == "hostname" and hostname and service:
+        return f"{application}@{hostname}.{service}.{namespace}.svc.{domain}"
+    return f"{application}@{ip}"
+
+
+def static(spec: ClusterTopologySpec) -> Outcome:
     """Static (libcluster's Epmd): the hosts are full node names, taken as given and ready."""
-    return [Found(name=host, ip=_address_of(host)) for host in dict.fromkeys(spec.hosts)]
+    found = [Found(name=host, ip=_address_of(host)) for host in dict.fromkeys(spec.hosts)]
+    return Outcome(found, True, "MembersFound", f"{len(found)} members from spec.hosts")
+
+
+def from_endpoints(
+    spec: ClusterTopologySpec,
+    namespace: str,
+    domain: str,
+    service: ServiceState,
+    endpoints: Sequence[Endpoint],
+) -> Outcome:
+    """KubernetesAPI: every non-terminating pod endpoint of the Service's slices is a member."""
+    name = spec.service
+    if not service.exists:
+        return Outcome(None, False, "ServiceNotFound", f"Service {name!r} does not exist in {namespace!r}")
+    if not service.headless:
+        return Outcome(
+            None, False, "ServiceNotHeadless", f"Service {name!r} has a cluster IP; set clusterIP: None"
+        )
+    by_name: dict[str, Found] = {}
+    for endpoint in endpoints:
+        if endpoint.pod is None or endpoint.terminating or endpoint.pod_deleting:
+            continue
+        member = node_name(
+            spec.node_naming,
+            spec.application_name,
+            endpoint.ip,
+            namespace,
+            domain,
+            service=name,
+            hostname=endpoint.hostname or endpoint.pod,
+        )
+        seen = by_name.get(member)  # the same endpoint can sit in two slices for a moment
+        by_name[member] = Found(
+            name=member,
+            ip=endpoint.ip,
+            pod=endpoint.pod,
+            ready=endpoint.ready or (seen is not None and seen.ready),
+            node_name=endpoint.node_name,
+        )
+    found = list(by_name.values())
+    if not found:
+        return Outcome(found, False, "NoMembers", f"Service {name!r} has no endpoints backed by running pods")
+    return Outcome(found, True, "MembersFound", f"{len(found)} members from Service {name!r}")
+
+
+def from_addresses(
+    spec: ClusterTopologySpec, namespace: str, domain: str, addresses: Sequence[str]
+) -> Outcome:
+    """KubernetesDNS and DNSPoll: every resolved address is a ready member."""
+    found = [
+        Found(name=node_name(spec.node_naming, spec.application_name, ip, namespace, domain), ip=ip)
+        for ip in sorted(set(addresses))
+    ]
+    queried = spec.query if spec.strategy == "DNSPoll" else f"{spec.service}.{namespace}.svc.{domain}"
+    if not found:
+        return Outcome(found, False, "NoMembers", f"{queried} resolved to no addresses")
+    return Outcome(found, True, "MembersFound", f"{len(found)} members from {queried}")
+
+
+def counts(member: Member | Found, readiness: Literal["Ready", "Any"]) -> bool:
+    """Whether a member counts for the host list and placement."""
+    return readiness == "Any" or member.ready
 
 
 def members(found: Sequence[Found], previous: Sequence[Member], now: datetime.datetime) -> list[Member]:
@@ -46,8 +164,8 @@ def members(found: Sequence[Found], previous: Sequence[Member], now: datetime.da
     ]
 
 
-def _address_of(node_name: str) -> str | None:
-    host = node_name.rpartition("@")[2]
+def _address_of(node: str) -> str | None:
+    host = node.rpartition("@")[2]
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from conclave.api import ClusterTopology, ProcessGroup, Singleton
+from conclave.core.discovery import Endpoint, ServiceState
 
 Resource = TypeVar("Resource", ClusterTopology, ProcessGroup, Singleton)
 
@@ -34,3 +35,10 @@ class Observation:
     singletons: tuple[Observed[Singleton], ...] = ()
     write_failures: tuple[str, ...] = ()
     """What the previous iteration failed to write, to be surfaced as a condition."""
+    cluster_domain: str = "cluster.local"
+    service: ServiceState | None = None
+    """The topology's Service (KubernetesAPI, KubernetesDNS); None when it names none."""
+    endpoints: tuple[Endpoint, ...] = ()
+    """Every address of the Service's EndpointSlices (KubernetesAPI)."""
+    members_config_map: Mapping[str, str] | None = None
+    """The data of the <topology>-members ConfigMap; None when it does not exist."""

@@ -7,14 +7,15 @@ supervisor can run as often as it likes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conclave.api import ClusterTopology, Condition
+from conclave.api import ClusterTopology, ClusterTopologySpec, Condition, Member
 from conclave.core import conditions, discovery
 from conclave.core.conditions import Wanted
 from conclave.core.observations import Observation, Observed, Resource
-from conclave.core.plans import EventIntent, ObjectRef, Plan, StatusUpdate
+from conclave.core.plans import ConfigMapUpdate, EventIntent, MetricSample, ObjectRef, Plan, StatusUpdate
 
 READY = "Ready"
 DISCOVERED = "Discovered"
@@ -24,15 +25,20 @@ TOPOLOGY_FOUND = "TopologyFound"
 def plan(observation: Observation) -> Plan:
     updates: list[StatusUpdate] = []
     events: list[EventIntent] = []
+    config_maps: tuple[ConfigMapUpdate, ...] = ()
+    samples: tuple[MetricSample, ...] = ()
     if observation.topology is not None:
-        updates.append(_topology_update(observation, observation.topology))
+        topology = _topology_plan(observation, observation.topology)
+        updates += topology.status_updates
+        events += topology.events
+        config_maps, samples = topology.config_maps, topology.metrics
     dependents: list[Observed[Any]] = [*observation.process_groups, *observation.singletons]
     for dependent in dependents:
         update, event = _dependent_update(observation, dependent)
         updates.append(update)
         if event is not None:
             events.append(event)
-    return Plan(status_updates=tuple(updates), events=tuple(events))
+    return Plan(status_updates=tuple(updates), events=tuple(events), config_maps=config_maps, metrics=samples)
 
 
 def ref(observed: Observed[Any]) -> ObjectRef:
@@ -45,30 +51,102 @@ def ref(observed: Observed[Any]) -> ObjectRef:
     )
 
 
-def _topology_update(observation: Observation, topology: Observed[ClusterTopology]) -> StatusUpdate:
-    spec, status = topology.resource.spec, topology.resource.status
-    fields: dict[str, Any] = {}
+MEMBERS_LABEL = "conclave.dev/members-of"
+
+
+def members_config_map_name(topology: str) -> str:
+    return f"{topology}-members"
+
+
+def _discover(observation: Observation, spec: ClusterTopologySpec) -> discovery.Outcome:
     if spec.strategy == "Static":
-        found = discovery.static(spec)
-        published = discovery.members(found, status.members, observation.now)
-        fields = {
-            "members": [m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in published],
-            "memberCount": len(published),
-            "readyMembers": sum(member.ready for member in published),
-            "stale": None,
-        }
-        discovered = Wanted(DISCOVERED, True, "MembersFound", f"{len(published)} members from spec.hosts")
-    else:
-        discovered = Wanted(
-            DISCOVERED, None, "DiscoveryPending", f"No {spec.strategy} discovery result has been observed yet"
+        return discovery.static(spec)
+    if spec.strategy == "KubernetesAPI" and observation.service is not None:
+        return discovery.from_endpoints(
+            spec,
+            observation.namespace,
+            observation.cluster_domain,
+            observation.service,
+            observation.endpoints,
         )
+    return discovery.Outcome(
+        None, None, "DiscoveryPending", f"No {spec.strategy} discovery result has been observed yet"
+    )
+
+
+def _topology_plan(observation: Observation, topology: Observed[ClusterTopology]) -> Plan:
+    spec, status = topology.resource.spec, topology.resource.status
+    outcome = _discover(observation, spec)
+    if outcome.found is None:
+        published = list(status.members)
+    else:
+        published = discovery.members(outcome.found, status.members, observation.now)
+    counted = [m.name for m in published if discovery.counts(m, spec.member_readiness)]
+    fields: dict[str, Any] = {
+        "members": [m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in published],
+        "memberCount": len(published),
+        "readyMembers": len(counted),
+        "stale": True if outcome.found is None and published else None,
+    }
+    discovered = Wanted(DISCOVERED, outcome.ok, outcome.reason, outcome.message)
     if observation.write_failures:
         ready = Wanted(READY, False, "ApiError", "; ".join(observation.write_failures))
     elif discovered.status is not True:
         ready = Wanted(READY, False, discovered.reason, discovered.message)
     else:
         ready = Wanted(READY, True, "Reconciled", f"Generation {topology.generation} reconciled")
-    return _status_update(observation, topology, [discovered, ready], fields)
+    update = _status_update(observation, topology, [discovered, ready], fields)
+
+    owner = ref(topology)
+    events = _member_events(owner, status.members, published) if outcome.found is not None else []
+    if outcome.ok is False and outcome.found is None and conditions.flipped(status.conditions, discovered):
+        events.append(EventIntent(owner, "Warning", outcome.reason, "Discover", outcome.message))
+    data = {"hosts": "".join(f"{name}\n" for name in counted), "hosts.json": json.dumps(counted)}
+    config_maps: tuple[ConfigMapUpdate, ...] = ()
+    if observation.members_config_map != data:
+        config_maps = (
+            ConfigMapUpdate(
+                namespace=observation.namespace,
+                name=members_config_map_name(owner.name),
+                owner=owner,
+                labels={MEMBERS_LABEL: owner.name},
+                data=data,
+                exists=observation.members_config_map is not None,
+            ),
+        )
+    labels = {"namespace": observation.namespace, "topology": owner.name}
+    samples = [
+        MetricSample("conclave_topology_members", {**labels, "ready": "true"}, len(counted)),
+        MetricSample(
+            "conclave_topology_members", {**labels, "ready": "false"}, len(published) - len(counted)
+        ),
+    ]
+    for change in ("joined", "left"):
+        changed = sum(1 for e in events if e.reason == f"Member{change.capitalize()}")
+        if changed:
+            samples.append(MetricSample("conclave_member_changes", {"change": change}, changed, "inc"))
+    return Plan(
+        status_updates=(update,), events=tuple(events), config_maps=config_maps, metrics=tuple(samples)
+    )
+
+
+def _member_events(owner: ObjectRef, before: Sequence[Member], after: Sequence[Member]) -> list[EventIntent]:
+    """One event per member that joined or left; the first listing of a topology counts too."""
+    old = {m.name: m for m in before}
+    new = {m.name: m for m in after}
+    events = [
+        EventIntent(owner, "Normal", "MemberJoined", "Discover", f"Member {name} joined{_pod(new[name])}")
+        for name in sorted(new.keys() - old.keys())
+    ]
+    events += [
+        EventIntent(owner, "Normal", "MemberLeft", "Discover", f"Member {name} left{_pod(old[name])}")
+        for name in sorted(old.keys() - new.keys())
+    ]
+    return events
+
+
+def _pod(member: Member) -> str:
+    return f" (pod {member.pod})" if member.pod else ""
 
 
 def _dependent_update(

@@ -37,8 +37,32 @@ class EventIntent:
 
 
 @dataclasses.dataclass(frozen=True)
+class ConfigMapUpdate:
+    """Make the ConfigMap ``name`` (owned by ``owner``) hold exactly ``data``."""
+
+    namespace: str
+    name: str
+    owner: ObjectRef
+    labels: Mapping[str, str]
+    data: Mapping[str, str]
+    exists: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricSample:
+    """A gauge to set or a counter to add to, by the name it has in ``conclave.metrics``."""
+
+    metric: str
+    labels: Mapping[str, str]
+    value: float
+    mode: Literal["set", "inc"] = "set"
+
+
+@dataclasses.dataclass(frozen=True)
 class Plan:
     status_updates: tuple[StatusUpdate, ...] = ()
     events: tuple[EventIntent, ...] = ()
+    config_maps: tuple[ConfigMapUpdate, ...] = ()
+    metrics: tuple[MetricSample, ...] = ()
     requeue_after: float | None = None
     """Look again after this many seconds even if nothing happens (a time-based decision)."""

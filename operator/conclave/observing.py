@@ -1,0 +1,101 @@
+"""Builds a supervisor's Observation from the cache: the one place where watched JSON
+becomes core's plain data. It reads; it never asks the API and never decides."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+from conclave import metrics
+from conclave.api import ClusterTopology, ProcessGroup, Singleton
+from conclave.cache import Cache
+from conclave.core import planning
+from conclave.core.discovery import Endpoint, ServiceState
+from conclave.core.observations import Observation, Observed, Resource
+from conclave.supervising import Key
+
+TOPOLOGY, PROCESS_GROUP, SINGLETON = "ClusterTopology", "ProcessGroup", "Singleton"
+SERVICE, ENDPOINT_SLICE, POD, CONFIG_MAP = "Service", "EndpointSlice", "Pod", "ConfigMap"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def observed(model: type[Resource], body: dict[str, Any]) -> Observed[Resource]:
+    metadata = body["metadata"]
+    return Observed(
+        resource=model.from_api(body),
+        uid=metadata["uid"],
+        generation=int(metadata.get("generation", 0)),
+        resource_version=metadata["resourceVersion"],
+        wire_status=body.get("status") or {},
+    )
+
+
+def service_state(cache: Cache, namespace: str, name: str) -> ServiceState:
+    service = cache.get(SERVICE, namespace, name)
+    if service is None:
+        return ServiceState(exists=False)
+    return ServiceState(exists=True, headless=service.get("spec", {}).get("clusterIP") == "None")
+
+
+def endpoints(cache: Cache, namespace: str, service: str) -> tuple[Endpoint, ...]:
+    """Every address of every slice of the Service, joined with what its pod says."""
+    found: list[Endpoint] = []
+    for slice_ in cache.in_namespace(ENDPOINT_SLICE, namespace):
+        if slice_["metadata"].get("labels", {}).get(SERVICE_NAME_LABEL) != service:
+            continue
+        if slice_.get("addressType", "IPv4") != "IPv4":
+            continue
+        for entry in slice_.get("endpoints") or []:  # null when the slice is empty
+            target = entry.get("targetRef") or {}
+            pod_name = target.get("name") if target.get("kind") == "Pod" else None
+            pod = cache.get(POD, namespace, pod_name) if pod_name else None
+            conditions = entry.get("conditions") or {}
+            for address in entry.get("addresses") or []:
+                found.append(
+                    Endpoint(
+                        ip=address,
+                        pod=pod_name,
+                        # unset "ready" means ready, by the EndpointSlice API's own definition
+                        ready=conditions.get("ready") is not False,
+                        terminating=bool(conditions.get("terminating")),
+                        hostname=entry.get("hostname"),
+                        node_name=entry.get("nodeName"),
+                        pod_deleting=bool(pod and pod["metadata"].get("deletionTimestamp")),
+                    )
+                )
+    return tuple(found)
+
+
+def observe(
+    cache: Cache, key: Key, now: float, cluster_domain: str, failures: tuple[str, ...]
+) -> Observation:
+    topology = cache.get(TOPOLOGY, key.namespace, key.topology)
+
+    def dependents(kind: str, model: type[Resource]) -> tuple[Observed[Resource], ...]:
+        return tuple(
+            observed(model, body)
+            for body in cache.in_namespace(kind, key.namespace)
+            if body.get("spec", {}).get("topology") == key.topology
+        )
+
+    service_name = (topology or {}).get("spec", {}).get("service")
+    strategy = (topology or {}).get("spec", {}).get("strategy", "")
+    started = time.perf_counter()
+    watched = endpoints(cache, key.namespace, service_name) if service_name else ()
+    if strategy == "KubernetesAPI":
+        metrics.DISCOVERY_SECONDS.labels(strategy=strategy).observe(time.perf_counter() - started)
+    config_map = cache.get(CONFIG_MAP, key.namespace, planning.members_config_map_name(key.topology))
+    return Observation(
+        now=datetime.datetime.fromtimestamp(int(now), datetime.UTC),
+        namespace=key.namespace,
+        topology_name=key.topology,
+        topology=observed(ClusterTopology, topology) if topology else None,
+        process_groups=dependents(PROCESS_GROUP, ProcessGroup),
+        singletons=dependents(SINGLETON, Singleton),
+        write_failures=failures,
+        cluster_domain=cluster_domain,
+        service=service_state(cache, key.namespace, service_name) if service_name else None,
+        endpoints=watched,
+        members_config_map=(config_map.get("data") or {}) if config_map else None,
+    )
