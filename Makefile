@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit integration system-deps control-plane crds clean
+.PHONY: test lint typecheck unit integration system-deps control-plane crds clean bench
 
 test: $(STAMP) system-deps control-plane lint typecheck
 	$(BIN)/pytest -p no:cacheprovider tests
@@ -19,8 +19,8 @@ integration: $(STAMP) system-deps control-plane
 	$(BIN)/pytest -p no:cacheprovider -m "integration or e2e" tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -45,3 +45,7 @@ crds: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks print tables; they are not tests and CI does not run them.
+bench: $(STAMP) system-deps control-plane
+	$(BIN)/python bench/discovery.py
