@@ -55,6 +55,17 @@ class ServiceState:
 
 
 @dataclasses.dataclass(frozen=True)
+class Resolution:
+    """What one DNS lookup gave: addresses, or why there are none."""
+
+    name: str
+    addresses: tuple[str, ...] = ()
+    error: str | None = None
+    """None when the lookup succeeded; else the failure's reason (NXDOMAIN, Timeout, ...)."""
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Outcome:
     """What discovery concluded: members (None: keep the last known, stale) and why."""
 
@@ -129,18 +140,39 @@ def from_endpoints(
     return Outcome(found, True, "MembersFound", f"{len(found)} members from Service {name!r}")
 
 
-def from_addresses(
-    spec: ClusterTopologySpec, namespace: str, domain: str, addresses: Sequence[str]
+def dns_name(spec: ClusterTopologySpec, namespace: str, domain: str) -> str:
+    """The name a DNS strategy resolves: the headless Service's, or spec.query (DNSPoll)."""
+    if spec.strategy == "DNSPoll":
+        return spec.query or ""
+    return f"{spec.service}.{namespace}.svc.{domain}"
+
+
+def from_resolution(
+    spec: ClusterTopologySpec, namespace: str, domain: str, service: ServiceState | None, resolved: Resolution
 ) -> Outcome:
-    """KubernetesDNS and DNSPoll: every resolved address is a ready member."""
+    """KubernetesDNS and DNSPoll: every resolved address is a ready member.
+
+    For KubernetesDNS the Service is checked first (the watch knows it); then NXDOMAIN
+    means what CoreDNS means by it for an existing headless Service: no ready endpoints.
+    For DNSPoll, NXDOMAIN is a failure: the last members are kept.
+    """
+    if spec.strategy == "KubernetesDNS" and service is not None:
+        if not service.exists:
+            return Outcome(
+                None, False, "ServiceNotFound", f"Service {spec.service!r} does not exist in {namespace!r}"
+            )
+        if not service.headless:
+            return Outcome(None, False, "ServiceNotHeadless", f"Service {spec.service!r} has a cluster IP")
+    empty = resolved.error == "NXDOMAIN" and spec.strategy == "KubernetesDNS"
+    if resolved.error is not None and not empty:
+        return Outcome(None, False, "DNSFailure", f"Resolving {resolved.name} failed: {resolved.message}")
     found = [
         Found(name=node_name(spec.node_naming, spec.application_name, ip, namespace, domain), ip=ip)
-        for ip in sorted(set(addresses))
+        for ip in sorted(set(resolved.addresses))
     ]
-    queried = spec.query if spec.strategy == "DNSPoll" else f"{spec.service}.{namespace}.svc.{domain}"
     if not found:
-        return Outcome(found, False, "NoMembers", f"{queried} resolved to no addresses")
-    return Outcome(found, True, "MembersFound", f"{len(found)} members from {queried}")
+        return Outcome(found, False, "NoMembers", f"{resolved.name} resolved to no addresses")
+    return Outcome(found, True, "MembersFound", f"{len(found)} members from {resolved.name}")
 
 
 def counts(member: Member | Found, readiness: Literal["Ready", "Any"]) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from conclave.api import ClusterTopology, ProcessGroup, Singleton
-from conclave.core.discovery import Endpoint, ServiceState
+from conclave.core.discovery import Endpoint, Resolution, ServiceState
 
 Resource = TypeVar("Resource", ClusterTopology, ProcessGroup, Singleton)
 
@@ -40,5 +40,7 @@ class Observation:
     """The topology's Service (KubernetesAPI, KubernetesDNS); None when it names none."""
     endpoints: tuple[Endpoint, ...] = ()
     """Every address of the Service's EndpointSlices (KubernetesAPI)."""
+    resolution: Resolution | None = None
+    """The DNS lookup of this iteration (KubernetesDNS, DNSPoll)."""
     members_config_map: Mapping[str, str] | None = None
     """The data of the <topology>-members ConfigMap; None when it does not exist."""

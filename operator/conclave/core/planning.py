@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conclave.api import ClusterTopology, ClusterTopologySpec, Condition, Member
+from conclave.api import ClusterTopology, ClusterTopologySpec, Condition, Member, durations
 from conclave.core import conditions, discovery
 from conclave.core.conditions import Wanted
 from conclave.core.observations import Observation, Observed, Resource
@@ -27,18 +27,25 @@ def plan(observation: Observation) -> Plan:
     events: list[EventIntent] = []
     config_maps: tuple[ConfigMapUpdate, ...] = ()
     samples: tuple[MetricSample, ...] = ()
+    requeue_after = None
     if observation.topology is not None:
         topology = _topology_plan(observation, observation.topology)
         updates += topology.status_updates
         events += topology.events
-        config_maps, samples = topology.config_maps, topology.metrics
+        config_maps, samples, requeue_after = topology.config_maps, topology.metrics, topology.requeue_after
     dependents: list[Observed[Any]] = [*observation.process_groups, *observation.singletons]
     for dependent in dependents:
         update, event = _dependent_update(observation, dependent)
         updates.append(update)
         if event is not None:
             events.append(event)
-    return Plan(status_updates=tuple(updates), events=tuple(events), config_maps=config_maps, metrics=samples)
+    return Plan(
+        status_updates=tuple(updates),
+        events=tuple(events),
+        config_maps=config_maps,
+        metrics=samples,
+        requeue_after=requeue_after,
+    )
 
 
 def ref(observed: Observed[Any]) -> ObjectRef:
@@ -68,6 +75,14 @@ def _discover(observation: Observation, spec: ClusterTopologySpec) -> discovery.
             observation.cluster_domain,
             observation.service,
             observation.endpoints,
+        )
+    if spec.strategy in ("KubernetesDNS", "DNSPoll") and observation.resolution is not None:
+        return discovery.from_resolution(
+            spec,
+            observation.namespace,
+            observation.cluster_domain,
+            observation.service,
+            observation.resolution,
         )
     return discovery.Outcome(
         None, None, "DiscoveryPending", f"No {spec.strategy} discovery result has been observed yet"
@@ -125,8 +140,13 @@ def _topology_plan(observation: Observation, topology: Observed[ClusterTopology]
         changed = sum(1 for e in events if e.reason == f"Member{change.capitalize()}")
         if changed:
             samples.append(MetricSample("conclave_member_changes", {"change": change}, changed, "inc"))
+    polled = spec.strategy in ("KubernetesDNS", "DNSPoll")
     return Plan(
-        status_updates=(update,), events=tuple(events), config_maps=config_maps, metrics=tuple(samples)
+        status_updates=(update,),
+        events=tuple(events),
+        config_maps=config_maps,
+        metrics=tuple(samples),
+        requeue_after=durations.parse(spec.polling_interval).total_seconds() if polled else None,
     )
 
 
