@@ -99,7 +99,7 @@ def test_headless_service_follows_fake_kubelet_pods(
     addresses = [e["ip"] for e in endpoints.values()]
     assert len(set(addresses)) == 3
     assert all(ipaddress.ip_address(ip) in pod_network.network for ip in addresses)
-    assert sorted(addresses) == sorted(pod_network.addresses())
+    assert set(addresses) <= set(pod_network.addresses())  # other tests' pods may still be going
 
     address = endpoints["smoke-0"]["ip"]
     with http_server_in_pod_network(pod_network, address, 8080):
