@@ -1,0 +1,153 @@
+"""The partition verdict: components, the majority, and debouncing."""
+
+from __future__ import annotations
+
+import datetime
+import random
+from itertools import combinations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conclave.core import partitions
+from conclave.core.partitions import Debounced, Verdict
+
+NAMES = ["a", "b", "c", "d", "e", "f", "g"]
+ADDRESSES = {name: f"10.0.0.{index + 1}" for index, name in enumerate(NAMES)}
+T0 = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
+
+
+def cluster(*sides: str, cut: tuple[str, str] | None = None) -> dict[str, frozenset[str] | None]:
+    """Members that see everyone on their own side, except across the ``cut`` link."""
+    views: dict[str, frozenset[str] | None] = {}
+    for side in sides:
+        for member in side:
+            seen = set(side) - {member}
+            if cut and member in cut:
+                seen -= set(cut)
+            views[member] = frozenset(seen)
+    return views
+
+
+def test_a_fully_connected_cluster_is_healthy_and_all_of_it_is_the_majority() -> None:
+    assert partitions.verdict(cluster("abcde")) == Verdict(
+        "Healthy", (("a", "b", "c", "d", "e"),), ("a", "b", "c", "d", "e")
+    )
+
+
+def test_a_three_two_split_has_those_components_and_the_three_as_majority() -> None:
+    assert partitions.verdict(cluster("abc", "de")) == Verdict(
+        "Partitioned", (("a", "b", "c"), ("d", "e")), ("a", "b", "c")
+    )
+
+
+@pytest.mark.parametrize(
+    ("tie_breaker", "majority"),
+    [("None", ()), ("LowestAddress", ("a", "b"))],
+    ids=["without a tie breaker nobody has quorum", "the half with the lowest address wins"],
+)
+def test_an_even_split(tie_breaker: partitions.TieBreaker, majority: tuple[str, ...]) -> None:
+    result = partitions.verdict(cluster("cd", "ab"), ADDRESSES, tie_breaker)
+    assert (result.state, result.components, result.majority) == (
+        "Partitioned",
+        (("a", "b"), ("c", "d")),
+        majority,
+    )
+
+
+def test_a_lost_link_is_a_degraded_cluster_whose_majority_drops_one_end() -> None:
+    result = partitions.verdict(cluster("abcde", cut=("a", "b")), ADDRESSES)
+    assert result == Verdict("Degraded", (("a", "b", "c", "d", "e"),), ("a", "c", "d", "e"), (("a", "b"),))
+
+
+def test_an_unknown_view_is_linked_to_those_who_report_it() -> None:
+    views = cluster("abc")
+    views["c"] = None
+    assert partitions.verdict(views).state == "Healthy"
+
+
+def test_fewer_than_half_of_the_views_known_is_unknown() -> None:
+    views: dict[str, frozenset[str] | None] = dict.fromkeys("abcde")
+    views["a"] = frozenset("bcde")
+    views["b"] = frozenset("acde")
+    assert partitions.verdict(views) == Verdict("Unknown")
+
+
+@st.composite
+def views(draw: st.DrawFn) -> dict[str, frozenset[str] | None]:
+    members = NAMES[: draw(st.integers(1, len(NAMES)))]
+    result: dict[str, frozenset[str] | None] = {}
+    for member in members:
+        if draw(st.booleans()) and draw(st.booleans()):
+            result[member] = None
+        else:
+            result[member] = frozenset(draw(st.sets(st.sampled_from(members))) - {member})
+    return result
+
+
+@given(views(), st.sampled_from(["None", "LowestAddress"]))
+def test_components_partition_the_members(
+    seen: dict[str, frozenset[str] | None], tie: partitions.TieBreaker
+) -> None:
+    result = partitions.verdict(seen, ADDRESSES, tie)
+    if result.state != "Unknown":
+        flat = [member for part in result.components for member in part]
+        assert sorted(flat) == sorted(seen)
+        assert len(flat) == len(set(flat))
+
+
+@given(views(), st.sampled_from(["None", "LowestAddress"]))
+def test_the_majority_is_linked_throughout_and_a_true_majority_or_empty(
+    seen: dict[str, frozenset[str] | None], tie: partitions.TieBreaker
+) -> None:
+    result = partitions.verdict(seen, ADDRESSES, tie)
+    linked = partitions.links(seen)
+    assert all(frozenset(pair) in linked for pair in combinations(result.majority, 2))
+    if result.majority:
+        lowest = min(seen, key=lambda m: int(ADDRESSES[m].rsplit(".", 1)[1]))
+        exactly_half_with_lowest = (
+            tie == "LowestAddress" and 2 * len(result.majority) == len(seen) and lowest in result.majority
+        )
+        assert 2 * len(result.majority) > len(seen) or exactly_half_with_lowest
+
+
+@given(views(), st.randoms(use_true_random=False))
+def test_the_verdict_does_not_depend_on_the_order_of_members(
+    seen: dict[str, frozenset[str] | None], shuffler: random.Random
+) -> None:
+    order = list(seen)
+    shuffler.shuffle(order)
+    assert partitions.verdict({m: seen[m] for m in order}, ADDRESSES) == partitions.verdict(seen, ADDRESSES)
+
+
+STABLE = datetime.timedelta(seconds=5)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.floats(0, 4.9)), max_size=20))
+def test_a_flap_shorter_than_stable_after_never_reaches_the_published_verdict(
+    flaps: list[tuple[bool, float]],
+) -> None:
+    healthy = partitions.verdict(cluster("abcde"))
+    split = partitions.verdict(cluster("abc", "de"))
+    state = partitions.debounce(None, healthy, T0, STABLE)
+    now = T0
+    for is_split, held in flaps:
+        if is_split:
+            state = partitions.debounce(state, split, now, STABLE)
+            now += datetime.timedelta(seconds=held)  # the split holds less than stableAfter
+            state = partitions.debounce(state, split, now, STABLE)
+        state = partitions.debounce(state, healthy, now, STABLE)
+        now += datetime.timedelta(seconds=1)
+        assert state.published == healthy
+
+
+def test_a_split_that_holds_is_published_after_stable_after() -> None:
+    healthy = partitions.verdict(cluster("abcde"))
+    split = partitions.verdict(cluster("abc", "de"))
+    state: Debounced = partitions.debounce(None, healthy, T0, STABLE)
+    state = partitions.debounce(state, split, T0 + datetime.timedelta(seconds=1), STABLE)
+    state = partitions.debounce(state, split, T0 + datetime.timedelta(seconds=5.9), STABLE)
+    assert state.published == healthy
+    state = partitions.debounce(state, split, T0 + datetime.timedelta(seconds=6), STABLE)
+    assert (state.published, state.published_since) == (split, T0 + datetime.timedelta(seconds=6))
