@@ -69,6 +69,19 @@ DISCOVERY_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     registry=REGISTRY,
 )
+PROBE_SECONDS = Histogram(
+    "conclave_probe_seconds",
+    "Time one member probe took, by probe type.",
+    ["type"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+PROBE_FAILURES = Counter(
+    "conclave_probe_failures",
+    "Probes that gave no usable view, by reason (Timeout, ConnectionRefused, WrongNode, ...).",
+    ["reason"],
+    registry=REGISTRY,
+)
 WRITES_TOTAL = Counter(
     "conclave_api_writes",
     "Writes the applier sent, by kind of write.",
