@@ -56,6 +56,24 @@ TOPOLOGY_MEMBERS = Gauge(
     ["namespace", "topology", "ready"],
     registry=REGISTRY,
 )
+TOPOLOGY_PARTITIONED = Gauge(
+    "conclave_topology_partitioned",
+    "1 while the published verdict is Partitioned or Degraded, else 0.",
+    ["namespace", "topology"],
+    registry=REGISTRY,
+)
+TOPOLOGY_COMPONENTS = Gauge(
+    "conclave_topology_components",
+    "Connected components in the published verdict (1 when healthy, 0 when unknown).",
+    ["namespace", "topology"],
+    registry=REGISTRY,
+)
+TOPOLOGY_QUORUM = Gauge(
+    "conclave_topology_quorum",
+    "1 while a majority of connected members exists, else 0.",
+    ["namespace", "topology"],
+    registry=REGISTRY,
+)
 MEMBER_CHANGES = Counter(
     "conclave_member_changes",
     "Members that joined or left a topology.",
@@ -98,15 +116,18 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
 BY_NAME: dict[str, Gauge | Counter] = {
     "conclave_topology_members": TOPOLOGY_MEMBERS,
     "conclave_member_changes": MEMBER_CHANGES,
+    "conclave_topology_partitioned": TOPOLOGY_PARTITIONED,
+    "conclave_topology_components": TOPOLOGY_COMPONENTS,
+    "conclave_topology_quorum": TOPOLOGY_QUORUM,
 }
 """The metrics a Plan may name (core names metrics; it never touches them)."""
-
-PER_TOPOLOGY = (TOPOLOGY_MEMBERS,)
 
 
 def forget_topology(namespace: str, topology: str) -> None:
     """Drop a deleted topology's series, so its last values do not linger on dashboards."""
-    for metric in PER_TOPOLOGY:
-        for ready in ("true", "false"):
-            with contextlib.suppress(KeyError):  # never set
-                metric.remove(namespace, topology, ready)
+    for ready in ("true", "false"):
+        with contextlib.suppress(KeyError):  # never set
+            TOPOLOGY_MEMBERS.remove(namespace, topology, ready)
+    for gauge in (TOPOLOGY_PARTITIONED, TOPOLOGY_COMPONENTS, TOPOLOGY_QUORUM):
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, topology)

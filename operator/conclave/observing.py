@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from conclave import metrics
-from conclave.api import ClusterTopology, ProcessGroup, Singleton
+from conclave.adapters import probing
+from conclave.api import ClusterTopology, ProcessGroup, Singleton, durations
 from conclave.cache import Cache
-from conclave.core import planning
+from conclave.core import discovery, planning
 from conclave.core.discovery import Endpoint, ServiceState
 from conclave.core.observations import Observation, Observed, Resource
+from conclave.core.partitions import Debounced
 from conclave.supervising import Key
 
 TOPOLOGY, PROCESS_GROUP, SINGLETON = "ClusterTopology", "ProcessGroup", "Singleton"
@@ -68,7 +71,13 @@ def endpoints(cache: Cache, namespace: str, service: str) -> tuple[Endpoint, ...
 
 
 def observe(
-    cache: Cache, key: Key, now: float, cluster_domain: str, failures: tuple[str, ...]
+    cache: Cache,
+    key: Key,
+    now: float,
+    cluster_domain: str,
+    failures: tuple[str, ...],
+    probed: Mapping[str, probing.View] | None = None,
+    partition_memory: Debounced | None = None,
 ) -> Observation:
     topology = cache.get(TOPOLOGY, key.namespace, key.topology)
 
@@ -98,4 +107,25 @@ def observe(
         service=service_state(cache, key.namespace, service_name) if service_name else None,
         endpoints=watched,
         members_config_map=(config_map.get("data") or {}) if config_map else None,
+        views={member: view.connected for member, view in (probed or {}).items()},
+        view_reasons={member: view.reason for member, view in (probed or {}).items() if view.reason},
+        partition_memory=partition_memory,
     )
+
+
+async def probe_members(cache: Cache, key: Key) -> dict[str, probing.View]:
+    """Ask the topology's counted members (as its status lists them) for their views."""
+    body = cache.get(TOPOLOGY, key.namespace, key.topology)
+    if body is None:
+        return {}
+    topology = ClusterTopology.from_api(body)
+    probe = topology.spec.probe
+    if probe.type == "none" or probe.port is None:
+        return {}
+    targets = [
+        probing.Target(member.name, member.ip)
+        for member in topology.status.members
+        if member.ip and discovery.counts(member, topology.spec.member_readiness)
+    ]
+    timeout = durations.parse(probe.timeout).total_seconds()
+    return await probing.probe(probe.type, targets, probe.port, probe.path, timeout)

@@ -13,6 +13,7 @@ from conclave import metrics, observing
 from conclave.adapters.applying import Applier
 from conclave.cache import Cache
 from conclave.core import planning
+from conclave.core.partitions import Debounced
 from conclave.supervising import Key, Outcome
 
 FAILURE_RETRY_SECONDS = 5.0
@@ -33,12 +34,22 @@ class Reconciler:
         self.resync_seconds = resync_seconds
         self.cluster_domain = cluster_domain
         self._failures: dict[Key, tuple[str, ...]] = {}
+        self._partition_memory: dict[Key, Debounced] = {}
 
     async def __call__(self, key: Key) -> Outcome:
+        probed = await observing.probe_members(self.cache, key)
         observation = observing.observe(
-            self.cache, key, self.clock(), self.cluster_domain, self._failures.get(key, ())
+            self.cache,
+            key,
+            self.clock(),
+            self.cluster_domain,
+            self._failures.get(key, ()),
+            probed,
+            self._partition_memory.get(key),
         )
         plan = planning.plan(observation)
+        if plan.partition_memory is not None:
+            self._partition_memory[key] = plan.partition_memory
         failures = await self.applier.apply(plan)
         if failures:
             self._failures[key] = tuple(f"{f.target.kind} {f.target.name}: {f.error}" for f in failures)
@@ -46,6 +57,7 @@ class Reconciler:
             self._failures.pop(key, None)
         if observation.topology is None:
             metrics.forget_topology(key.namespace, key.topology)
+            self._partition_memory.pop(key, None)
             if not observation.process_groups and not observation.singletons:
                 self._failures.pop(key, None)
                 return Outcome(finished=True)

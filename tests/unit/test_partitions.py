@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime
 import random
 from itertools import combinations
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conclave.core import partitions
+from conclave.api import ClusterTopology
+from conclave.core import partitioning, partitions
 from conclave.core.partitions import Debounced, Verdict
+from conclave.core.plans import ObjectRef
 
 NAMES = ["a", "b", "c", "d", "e", "f", "g"]
 ADDRESSES = {name: f"10.0.0.{index + 1}" for index, name in enumerate(NAMES)}
@@ -151,3 +154,37 @@ def test_a_split_that_holds_is_published_after_stable_after() -> None:
     assert state.published == healthy
     state = partitions.debounce(state, split, T0 + datetime.timedelta(seconds=6), STABLE)
     assert (state.published, state.published_since) == (split, T0 + datetime.timedelta(seconds=6))
+
+
+def test_events_follow_the_published_verdict_only() -> None:
+    topology = ClusterTopology.from_api(
+        {
+            "metadata": {"name": "chat", "namespace": "prod"},
+            "spec": {
+                "strategy": "Static",
+                "hosts": list("abcde"),
+                "probe": {"type": "http", "port": 4000},
+                "partition": {"stableAfter": "5s"},
+            },
+        }
+    )
+    owner = ObjectRef("ClusterTopology", "prod", "chat", "uid")
+
+    def step(views: dict[str, frozenset[str] | None], memory: Debounced | None, seconds: float) -> Any:
+        now = T0 + datetime.timedelta(seconds=seconds)
+        return partitioning.plan(topology, owner, list("abcde"), ADDRESSES, views, {}, memory, now, {})
+
+    first = step(cluster("abcde"), None, 0)
+    assert first.events == []
+    pending = step(cluster("abc", "de"), first.memory, 1)
+    assert (pending.events, pending.fields["partition"]["state"]) == ([], "Healthy")
+    declared = step(cluster("abc", "de"), pending.memory, 6)
+    assert [(e.type, e.reason, e.note) for e in declared.events] == [
+        ("Warning", "PartitionDetected", "Cluster split: components {a, b, c} | {d, e}")
+    ]
+    assert [(w.type, w.status, w.reason) for w in declared.conditions] == [
+        ("Partitioned", True, "Split"),
+        ("Quorum", True, "MajorityReachable"),
+    ]
+    healed = step(cluster("abcde"), step(cluster("abcde"), declared.memory, 7).memory, 12)
+    assert [e.reason for e in healed.events] == ["PartitionHealed"]

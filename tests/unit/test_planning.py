@@ -83,6 +83,17 @@ def test_a_static_topology_publishes_its_hosts_as_ready_members() -> None:
         "memberCount": 2,
         "readyMembers": 2,
         "observedGeneration": 1,
+        "partition": {
+            "state": "Unknown",
+            "components": [],
+            "majority": [],
+            "missingLinks": [],
+            "since": "2026-11-25T12:00:00Z",
+            "views": [
+                {"member": "chat@10.0.0.1", "known": False},
+                {"member": "chat@10.0.0.2", "known": False},
+            ],
+        },
         "conditions": [
             {
                 "type": "Discovered",
@@ -96,6 +107,20 @@ def test_a_static_topology_publishes_its_hosts_as_ready_members() -> None:
                 "status": "True",
                 "reason": "Reconciled",
                 "message": "Generation 1 reconciled",
+                "observedGeneration": 1,
+            },
+            {
+                "type": "Partitioned",
+                "status": "Unknown",
+                "reason": "NoMemberViews",
+                "message": "probe.type none gives no member views",
+                "observedGeneration": 1,
+            },
+            {
+                "type": "Quorum",
+                "status": "Unknown",
+                "reason": "ViewsUnknown",
+                "message": "Whether a majority is reachable is unknown",
                 "observedGeneration": 1,
             },
         ],

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from conclave.api import ClusterTopology, ProcessGroup, Singleton
 from conclave.core.discovery import Endpoint, Resolution, ServiceState
+from conclave.core.partitions import Debounced
 
 Resource = TypeVar("Resource", ClusterTopology, ProcessGroup, Singleton)
 
@@ -42,5 +43,11 @@ class Observation:
     """Every address of the Service's EndpointSlices (KubernetesAPI)."""
     resolution: Resolution | None = None
     """The DNS lookup of this iteration (KubernetesDNS, DNSPoll)."""
+    views: Mapping[str, frozenset[str] | None] = dataclasses.field(default_factory=dict)
+    """Each probed member's own view (None: unknown); members not probed yet are absent."""
+    view_reasons: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Why a member's view is unknown (Timeout, WrongNode, ...)."""
+    partition_memory: Debounced | None = None
+    """The debounce state the previous plan handed back; None after a restart."""
     members_config_map: Mapping[str, str] | None = None
     """The data of the <topology>-members ConfigMap; None when it does not exist."""

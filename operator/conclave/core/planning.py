@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from conclave.api import ClusterTopology, ClusterTopologySpec, Condition, Member, durations
-from conclave.core import conditions, discovery
+from conclave.core import conditions, discovery, partitioning
 from conclave.core.conditions import Wanted
 from conclave.core.observations import Observation, Observed, Resource
 from conclave.core.plans import ConfigMapUpdate, EventIntent, MetricSample, ObjectRef, Plan, StatusUpdate
@@ -28,11 +28,13 @@ def plan(observation: Observation) -> Plan:
     config_maps: tuple[ConfigMapUpdate, ...] = ()
     samples: tuple[MetricSample, ...] = ()
     requeue_after = None
+    memory = None
     if observation.topology is not None:
         topology = _topology_plan(observation, observation.topology)
         updates += topology.status_updates
         events += topology.events
         config_maps, samples, requeue_after = topology.config_maps, topology.metrics, topology.requeue_after
+        memory = topology.partition_memory
     dependents: list[Observed[Any]] = [*observation.process_groups, *observation.singletons]
     for dependent in dependents:
         update, event = _dependent_update(observation, dependent)
@@ -45,6 +47,7 @@ def plan(observation: Observation) -> Plan:
         config_maps=config_maps,
         metrics=samples,
         requeue_after=requeue_after,
+        partition_memory=memory,
     )
 
 
@@ -110,9 +113,23 @@ def _topology_plan(observation: Observation, topology: Observed[ClusterTopology]
         ready = Wanted(READY, False, discovered.reason, discovered.message)
     else:
         ready = Wanted(READY, True, "Reconciled", f"Generation {topology.generation} reconciled")
-    update = _status_update(observation, topology, [discovered, ready], fields)
-
     owner = ref(topology)
+    labels = {"namespace": observation.namespace, "topology": owner.name}
+    split = partitioning.plan(
+        topology.resource,
+        owner,
+        counted,
+        {m.name: m.ip for m in published if m.ip},
+        observation.views,
+        observation.view_reasons,
+        observation.partition_memory,
+        observation.now,
+        labels,
+    )
+    update = _status_update(
+        observation, topology, [discovered, ready, *split.conditions], fields | split.fields
+    )
+
     events = _member_events(owner, status.members, published) if outcome.found is not None else []
     if outcome.ok is False and outcome.found is None and conditions.flipped(status.conditions, discovered):
         events.append(EventIntent(owner, "Warning", outcome.reason, "Discover", outcome.message))
@@ -129,8 +146,8 @@ def _topology_plan(observation: Observation, topology: Observed[ClusterTopology]
                 exists=observation.members_config_map is not None,
             ),
         )
-    labels = {"namespace": observation.namespace, "topology": owner.name}
     samples = [
+        *split.metrics,
         MetricSample("conclave_topology_members", {**labels, "ready": "true"}, len(counted)),
         MetricSample(
             "conclave_topology_members", {**labels, "ready": "false"}, len(published) - len(counted)
@@ -140,13 +157,18 @@ def _topology_plan(observation: Observation, topology: Observed[ClusterTopology]
         changed = sum(1 for e in events if e.reason == f"Member{change.capitalize()}")
         if changed:
             samples.append(MetricSample("conclave_member_changes", {"change": change}, changed, "inc"))
-    polled = spec.strategy in ("KubernetesDNS", "DNSPoll")
+    intervals = []
+    if spec.strategy in ("KubernetesDNS", "DNSPoll"):
+        intervals.append(durations.parse(spec.polling_interval).total_seconds())
+    if spec.probe.type != "none":
+        intervals.append(durations.parse(spec.probe.interval).total_seconds())
     return Plan(
         status_updates=(update,),
-        events=tuple(events),
+        events=tuple(events + split.events),
         config_maps=config_maps,
         metrics=tuple(samples),
-        requeue_after=durations.parse(spec.polling_interval).total_seconds() if polled else None,
+        requeue_after=min(intervals, default=None),
+        partition_memory=split.memory,
     )
 
 

@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from conclave.core.partitions import Debounced
+
 
 @dataclasses.dataclass(frozen=True)
 class ObjectRef:
@@ -66,3 +68,5 @@ class Plan:
     metrics: tuple[MetricSample, ...] = ()
     requeue_after: float | None = None
     """Look again after this many seconds even if nothing happens (a time-based decision)."""
+    partition_memory: Debounced | None = None
+    """The debounce state to hand to the next observation."""

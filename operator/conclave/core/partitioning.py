@@ -1,0 +1,154 @@
+"""The partition part of a topology's plan: the debounced verdict, its status, conditions,
+events and metrics. Decides only from the observation; keeps nothing.
+
+The debounce needs to remember a candidate verdict between iterations; it travels in the
+observation and comes back in the plan (``Plan.partition_memory``), so this stays pure.
+After an operator restart the published verdict is read back from status, and a pending
+candidate starts its wait afresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from conclave.api import ClusterTopology, durations
+from conclave.api.topologies import PartitionStatus
+from conclave.core import partitions
+from conclave.core.conditions import Wanted
+from conclave.core.partitions import Debounced, Verdict
+from conclave.core.plans import EventIntent, MetricSample, ObjectRef
+
+PARTITIONED = "Partitioned"
+QUORUM = "Quorum"
+
+
+@dataclasses.dataclass(frozen=True)
+class PartitionPlan:
+    fields: dict[str, Any]
+    conditions: list[Wanted]
+    events: list[EventIntent]
+    metrics: list[MetricSample]
+    memory: Debounced
+
+
+def _from_status(status: PartitionStatus | None, now: datetime.datetime) -> Debounced | None:
+    if status is None:
+        return None
+    verdict = Verdict(
+        status.state,
+        tuple(tuple(part) for part in status.components),
+        tuple(status.majority),
+        tuple((link[0], link[1]) for link in status.missing_links),
+    )
+    return Debounced(verdict, status.since or now)
+
+
+def _describe(verdict: Verdict) -> str:
+    parts = " | ".join("{" + ", ".join(part) + "}" for part in verdict.components)
+    return f"components {parts}" if parts else "no components"
+
+
+def plan(
+    topology: ClusterTopology,
+    owner: ObjectRef,
+    members: Sequence[str],
+    addresses: Mapping[str, str],
+    views: Mapping[str, frozenset[str] | None],
+    reasons: Mapping[str, str],
+    memory: Debounced | None,
+    now: datetime.datetime,
+    labels: Mapping[str, str],
+) -> PartitionPlan:
+    """``members`` are the members that count; a member not probed yet has an unknown view."""
+    spec, status = topology.spec, topology.status
+    seen = {member: views.get(member) for member in members}
+    if spec.probe.type == "http":
+        observed = partitions.verdict(seen, addresses, spec.partition.tie_breaker)
+    else:
+        observed = Verdict("Unknown")
+    previous = memory or _from_status(status.partition, now)
+    stable = durations.parse(spec.partition.stable_after)
+    current = partitions.debounce(previous, observed, now, stable)
+    published = current.published
+    fields = {
+        "partition": {
+            "state": published.state,
+            "components": [list(part) for part in published.components],
+            "majority": list(published.majority),
+            "missingLinks": [list(link) for link in published.missing_links],
+            "since": current.published_since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "views": [
+                {
+                    "member": m,
+                    "known": seen[m] is not None,
+                    **({"reason": reasons[m]} if m in reasons else {}),
+                }
+                for m in members
+            ],
+        }
+    }
+    wanted = [_partitioned(published, spec.probe.type), _quorum(published)]
+    events = _transitions(owner, previous.published if previous else None, published)
+    state_labels = dict(labels)
+    samples = [
+        MetricSample(
+            "conclave_topology_partitioned",
+            state_labels,
+            1.0 if published.state in ("Partitioned", "Degraded") else 0.0,
+        ),
+        MetricSample("conclave_topology_components", state_labels, float(len(published.components))),
+        MetricSample("conclave_topology_quorum", state_labels, 1.0 if published.majority else 0.0),
+    ]
+    return PartitionPlan(fields, wanted, events, samples, current)
+
+
+def _partitioned(verdict: Verdict, probe: str) -> Wanted:
+    if verdict.state == "Partitioned":
+        return Wanted(PARTITIONED, True, "Split", f"The cluster is split: {_describe(verdict)}")
+    if verdict.state == "Degraded":
+        links = ", ".join(f"{a}-{b}" for a, b in verdict.missing_links)
+        return Wanted(
+            PARTITIONED,
+            True,
+            "PartialPartition",
+            f"Members connected only indirectly; missing links: {links}",
+        )
+    if verdict.state == "Healthy":
+        return Wanted(PARTITIONED, False, "FullyConnected", "Every member sees every other member")
+    if probe != "http":
+        return Wanted(PARTITIONED, None, "NoMemberViews", f"probe.type {probe} gives no member views")
+    return Wanted(PARTITIONED, None, "ViewsUnknown", "Fewer than half of the members' views are known")
+
+
+def _quorum(verdict: Verdict) -> Wanted:
+    if verdict.state == "Unknown":
+        return Wanted(QUORUM, None, "ViewsUnknown", "Whether a majority is reachable is unknown")
+    if verdict.majority:
+        return Wanted(QUORUM, True, "MajorityReachable", f"Majority: {', '.join(verdict.majority)}")
+    return Wanted(
+        QUORUM, False, "NoMajority", f"No group of connected members is a majority: {_describe(verdict)}"
+    )
+
+
+def _transitions(owner: ObjectRef, before: Verdict | None, after: Verdict) -> list[EventIntent]:
+    """Events only when the published verdict changes, never per probe."""
+    if before is None or before == after:
+        return []
+    split = ("Partitioned", "Degraded")
+    events = []
+    if after.state in split and before.state not in split:
+        events.append(
+            EventIntent(owner, "Warning", "PartitionDetected", "Probe", f"Cluster split: {_describe(after)}")
+        )
+    elif after.state == "Healthy" and before.state in split:
+        events.append(
+            EventIntent(owner, "Normal", "PartitionHealed", "Probe", f"Cluster healed: {_describe(after)}")
+        )
+    if before.majority and not after.majority and after.state != "Unknown":
+        events.append(
+            EventIntent(owner, "Warning", "QuorumLost", "Probe", f"No majority: {_describe(after)}")
+        )
+    return events

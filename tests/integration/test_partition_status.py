@@ -1,0 +1,197 @@
+"""Partition status on a ClusterTopology: real pods, simulated members in the pod network
+whose views the test cuts, and the operator probing them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from conclave.localcluster import PodNetwork
+from conclave.localcluster.kubelet import FakeKubelet
+from conclave.sim import SimulatedMembers
+from support import condition, create, events_about, eventually, read
+
+pytestmark = pytest.mark.usefixtures("installed_crds")
+
+STABLE_AFTER = 2.0
+
+
+@pytest.fixture
+def cluster_of(
+    api_client: client.ApiClient,
+    namespace: str,
+    kubelet: FakeKubelet,
+    pod_network: PodNetwork,
+    start_operator: Callable[..., Any],
+) -> Iterator[Callable[..., tuple[SimulatedMembers, list[str]]]]:
+    """Start ``size`` members (pods and simulated BEAM views) and a topology probing them;
+    return the simulation and the node names ordered by address."""
+    with SimulatedMembers(pod_network) as sim:
+
+        def start(size: int, **partition: str) -> tuple[SimulatedMembers, list[str]]:
+            core = client.CoreV1Api(api_client)
+            core.create_namespaced_service(
+                namespace,
+                {"metadata": {"name": "chat"}, "spec": {"clusterIP": "None", "selector": {"app": "chat"}}},
+            )
+            for index in range(size):
+                core.create_namespaced_pod(
+                    namespace,
+                    {
+                        "metadata": {"name": f"chat-{index}", "labels": {"app": "chat"}},
+                        "spec": {"containers": [{"name": "beam", "image": "conclave.dev/fake:1"}]},
+                    },
+                )
+            ips = sorted(
+                (kubelet.wait_running(namespace, f"chat-{i}").status.pod_ip for i in range(size)),
+                key=lambda ip: tuple(int(part) for part in ip.split(".")),
+            )
+            names = [f"chat@{ip}" for ip in ips]
+            for name, ip in zip(names, ips, strict=True):
+                sim.add(name, ip)
+            sim.connect_all()
+            create(
+                api_client,
+                namespace,
+                "clustertopologies",
+                {
+                    "kind": "ClusterTopology",
+                    "metadata": {"name": "chat"},
+                    "spec": {
+                        "strategy": "KubernetesAPI",
+                        "service": "chat",
+                        "applicationName": "chat",
+                        "probe": {"type": "http", "port": 4000, "interval": "500ms", "timeout": "300ms"},
+                        "partition": {"stableAfter": f"{STABLE_AFTER:.0f}s", **partition},
+                    },
+                },
+            )
+            start_operator()
+            eventually(lambda: partition_of(api_client, namespace).get("state") == "Healthy", timeout=30)
+            return sim, names
+
+        yield start
+
+
+def partition_of(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    partition: dict[str, Any] = (
+        read(api_client, namespace, "clustertopologies", "chat").get("status", {}).get("partition", {})
+    )
+    return partition
+
+
+def reasons(api_client: client.ApiClient, namespace: str) -> list[str]:
+    return [reason for _, reason, _ in events_about(api_client, namespace, "chat")]
+
+
+def test_a_three_two_split_is_declared_with_its_majority_and_heals(
+    api_client: client.ApiClient, namespace: str, cluster_of: Callable[..., Any]
+) -> None:
+    sim, names = cluster_of(5)
+    healthy = partition_of(api_client, namespace)
+    assert (healthy["components"], healthy["majority"]) == ([names], names)
+
+    sim.partition([names[:3], names[3:]])
+    started = time.monotonic()
+    split = eventually(lambda: (p := partition_of(api_client, namespace)).get("state") == "Partitioned" and p)
+    assert time.monotonic() - started < STABLE_AFTER + 2 * 0.5 + 1.0  # plus the time to write and read it
+    assert split["components"] == [names[:3], names[3:]]
+    assert split["majority"] == names[:3]
+    body = read(api_client, namespace, "clustertopologies", "chat")
+    assert condition(body, "Partitioned")["reason"] == "Split"  # type: ignore[index]
+    assert condition(body, "Quorum")["status"] == "True"  # type: ignore[index]
+    assert "PartitionDetected" in eventually(lambda: reasons(api_client, namespace))
+
+    sim.connect_all()
+    eventually(lambda: partition_of(api_client, namespace).get("state") == "Healthy")
+    assert "PartitionHealed" in eventually(
+        lambda: "PartitionHealed" in reasons(api_client, namespace) and reasons(api_client, namespace)
+    )
+
+
+@pytest.mark.parametrize(
+    ("tie_breaker", "majority"),
+    [("None", []), ("LowestAddress", [0, 1])],
+    ids=["an even split has no majority", "LowestAddress gives it to the lowest address's half"],
+)
+def test_an_even_split(
+    api_client: client.ApiClient,
+    namespace: str,
+    cluster_of: Callable[..., Any],
+    tie_breaker: str,
+    majority: list[int],
+) -> None:
+    sim, names = cluster_of(4, tieBreaker=tie_breaker)
+    sim.partition([names[:2], names[2:]])
+    split = eventually(lambda: (p := partition_of(api_client, namespace)).get("state") == "Partitioned" and p)
+    assert split["majority"] == [names[i] for i in majority]
+    quorum = condition(read(api_client, namespace, "clustertopologies", "chat"), "Quorum")
+    assert quorum["status"] == ("True" if majority else "False")  # type: ignore[index]
+    if not majority:
+        assert "QuorumLost" in eventually(
+            lambda: "QuorumLost" in reasons(api_client, namespace) and reasons(api_client, namespace)
+        )
+
+
+def test_a_lost_link_is_degraded_with_the_missing_link_and_a_majority_of_four(
+    api_client: client.ApiClient, namespace: str, cluster_of: Callable[..., Any]
+) -> None:
+    sim, names = cluster_of(5)
+    sim.cut(names[0], names[1])
+    degraded = eventually(lambda: (p := partition_of(api_client, namespace)).get("state") == "Degraded" and p)
+    assert degraded["missingLinks"] == [[names[0], names[1]]]
+    assert len(degraded["majority"]) == 4
+    assert names[2:] == [n for n in degraded["majority"] if n not in names[:2]]
+
+
+def test_a_flap_shorter_than_stable_after_changes_nothing(
+    api_client: client.ApiClient, namespace: str, cluster_of: Callable[..., Any]
+) -> None:
+    sim, names = cluster_of(5)
+    before = partition_of(api_client, namespace)
+    sim.partition([names[:3], names[3:]])
+    time.sleep(STABLE_AFTER / 2)
+    sim.connect_all()
+    deadline = time.monotonic() + STABLE_AFTER + 1.0
+    while time.monotonic() < deadline:
+        current = partition_of(api_client, namespace)
+        assert (current["state"], current["since"]) == ("Healthy", before["since"])
+        time.sleep(0.2)
+    assert "PartitionDetected" not in reasons(api_client, namespace)
+
+
+def test_a_hung_member_is_unknown_with_reason_timeout_and_the_others_still_count(
+    api_client: client.ApiClient, namespace: str, cluster_of: Callable[..., Any]
+) -> None:
+    sim, names = cluster_of(5)
+    sim.set_mode(names[4], "hang")
+    views = eventually(
+        lambda: (
+            (v := {x["member"]: x for x in partition_of(api_client, namespace).get("views", [])})
+            and v[names[4]].get("reason") == "Timeout"
+            and v
+        )
+    )
+    assert views[names[4]] == {"member": names[4], "known": False, "reason": "Timeout"}
+    assert all(views[name]["known"] for name in names[:4])
+    assert partition_of(api_client, namespace)["state"] == "Healthy"
+
+
+@pytest.mark.parametrize(("mode", "reason"), [("impostor", "WrongNode"), ("garbage", "MalformedView")])
+def test_a_member_answering_nonsense_is_unknown_with_the_reason(
+    api_client: client.ApiClient, namespace: str, cluster_of: Callable[..., Any], mode: str, reason: str
+) -> None:
+    sim, names = cluster_of(3)
+    sim.set_mode(names[0], mode, claims=names[1])  # type: ignore[arg-type]
+    eventually(
+        lambda: (
+            {x["member"]: x.get("reason") for x in partition_of(api_client, namespace).get("views", [])}.get(
+                names[0]
+            )
+            == reason
+        )
+    )
