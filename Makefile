@@ -31,9 +31,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# iproute2 (the pod network's namespace and veth) and openssl come from Debian.
+# From Debian: iproute2 (the pod network's namespace and veth) and Erlang (real BEAM
+# nodes, the reference client of the member-view contract).
 system-deps:
-	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2)
+	@command -v ip >/dev/null && command -v erlc >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2 erlang-base erlang-inets)
 
 # Builds etcd, kube-apiserver and kube-controller-manager once per machine
 # (cached under $${XDG_CACHE_HOME:-~/.cache}/conclave), then only checks the cache.
