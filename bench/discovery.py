@@ -1,7 +1,7 @@
 """Discovery latency: from an endpoint turning ready in the API to the member in status.
 
 Scales a real Deployment behind a headless Service from 0 to N fake-kubelet pods and back
-to 0 on the local control plane, with the operator running as its own process, and
+to 1 on the local control plane, with the operator running as its own process, and
 prints per strategy the latency p50 / p99 / max for members joining and leaving. Both
 ends are timed by this process's watches on one clock: the EndpointSlice event that shows
 an address ready (or gone, or terminating), and the topology event that shows the member
@@ -31,11 +31,15 @@ from kubernetes import client, config, watch
 from conclave.api import crdgen
 from conclave.localcluster import LocalCluster
 from conclave.localcluster.clusters import free_port
+from conclave.localcluster.dnsserver import ClusterDNS
 from conclave.localcluster.kubelet import FakeKubelet
 
 GROUP, VERSION = "conclave.dev", "v1alpha1"
-STRATEGIES = {
+POLLING = "5s"
+STRATEGIES: dict[str, dict[str, str]] = {
     "KubernetesAPI": {"strategy": "KubernetesAPI", "service": "chat-headless"},
+    "KubernetesDNS": {"strategy": "KubernetesDNS", "service": "chat-headless", "pollingInterval": POLLING},
+    "DNSPoll": {"strategy": "DNSPoll", "pollingInterval": POLLING},  # the query is set per namespace
 }
 
 
@@ -102,10 +106,13 @@ def percentiles(samples: list[float]) -> tuple[float, float, float]:
 
 
 @contextlib.contextmanager
-def operator_process(kubeconfig: Path, namespace: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def operator_process(
+    kubeconfig: Path, namespace: str, dns: tuple[str, int], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     command = [
         sys.executable, "-m", "conclave", "run", "--kubeconfig", str(kubeconfig), "--namespace", namespace,
         "--leader-election-namespace", namespace, "--health-port", str(free_port()), "--identity", "bench",
+        "--dns-server", f"{dns[0]}:{dns[1]}",
     ]  # fmt: skip
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -173,7 +180,13 @@ def run(pods: int) -> list[tuple[str, str, int, float, float, float]]:
                     "apiVersion": f"{GROUP}/{VERSION}",
                     "kind": "ClusterTopology",
                     "metadata": {"name": name.lower()},
-                    "spec": {"applicationName": "chat", **spec},
+                    "spec": {
+                        "applicationName": "chat",
+                        "query": f"chat-headless.{namespace}.svc.cluster.local",
+                        **spec,
+                    }
+                    if name == "DNSPoll"
+                    else {"applicationName": "chat", **spec},
                 },
             )
         clock = Clock()
@@ -181,8 +194,9 @@ def run(pods: int) -> list[tuple[str, str, int, float, float, float]]:
             threading.Thread(target=follower, args=(api, namespace, clock, stop), daemon=True).start()
         with (
             FakeKubelet(api, cluster.network, namespaces=[namespace]),
+            ClusterDNS(api) as dns,
             tempfile.TemporaryDirectory() as scratch,
-            operator_process(cluster.kubeconfig, namespace, Path(scratch) / "operator.log"),
+            operator_process(cluster.kubeconfig, namespace, dns.address, Path(scratch) / "operator.log"),
         ):
             time.sleep(3)  # the operator takes the lease and lists everything
             apps.patch_namespaced_deployment_scale("chat", namespace, {"spec": {"replicas": pods}})
@@ -195,15 +209,18 @@ def run(pods: int) -> list[tuple[str, str, int, float, float, float]]:
                     )
 
             wait_for(all_joined, 180, f"{pods} members in every topology")
-            apps.patch_namespaced_deployment_scale("chat", namespace, {"spec": {"replicas": 0}})
+            # Back to one pod, not zero: a name without addresses is NXDOMAIN, which DNSPoll takes as
+            # a failure and answers by keeping the last members (never an invented empty list).
+            apps.patch_namespaced_deployment_scale("chat", namespace, {"spec": {"replicas": 1}})
 
             def all_left() -> bool:
                 with clock.lock:
                     return all(
-                        sum(1 for t, _ in clock.seen if t == f"left:{s.lower()}") >= pods for s in STRATEGIES
+                        sum(1 for t, _ in clock.seen if t == f"left:{s.lower()}") >= pods - 1
+                        for s in STRATEGIES
                     )
 
-            wait_for(all_left, 180, "every member gone")
+            wait_for(all_left, 180, "all members but one gone")
         rows = []
         with clock.lock:
             ips = {ip for topic, ip in clock.seen if topic == "ready"}
@@ -232,7 +249,10 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("the local cluster's pod network needs root")
     rows = run(arguments.pods)
-    print(f"\nDiscovery latency, 0 -> {arguments.pods} -> 0 fake-kubelet pods (seconds)\n")
+    print(
+        f"\nDiscovery latency, 0 -> {arguments.pods} -> 1 fake-kubelet pods"
+        f" (seconds; DNS polls every {POLLING})\n"
+    )
     print(f"{'strategy':<16}{'change':<8}{'n':>5}{'p50':>9}{'p99':>9}{'max':>9}")
     for strategy, direction, count, p50, p99, worst in rows:
         print(f"{strategy:<16}{direction:<8}{count:>5}{p50:>9.3f}{p99:>9.3f}{worst:>9.3f}")

@@ -110,6 +110,7 @@ def _print_env(cluster: LocalCluster) -> None:
 @click.option(
     "--cluster-domain", default="cluster.local", show_default=True, help="The cluster's DNS domain."
 )
+@click.option("--dns-server", help="HOST[:PORT] of the nameserver for DNS discovery  [default: resolv.conf]")
 @click.option("--leader-election-namespace", help="Where the leader Lease lives  [default: $POD_NAMESPACE]")
 @click.option("--lease-duration", type=float, default=15.0, show_default=True, help="Seconds.")
 @click.option("--renew-deadline", type=float, default=10.0, show_default=True, help="Seconds.")
@@ -123,6 +124,7 @@ def run(
     log_format: str,
     verbose: bool,
     cluster_domain: str,
+    dns_server: str | None,
     leader_election_namespace: str | None,
     lease_duration: float,
     renew_deadline: float,
@@ -138,6 +140,7 @@ def run(
         log_format=LogFormat(log_format),
         verbose=verbose,
         cluster_domain=cluster_domain,
+        dns_server=dns_server,
         lease_duration=lease_duration,
         renew_deadline=renew_deadline,
         retry_period=retry_period,

@@ -54,3 +54,11 @@ class ForbiddenError(ApiError):
 
 class LeadershipLost(ConclaveError):
     """This replica is no longer, or can no longer prove it is, the active one."""
+
+
+class DNSError(ConclaveError):
+    """A DNS lookup failed; ``reason`` is a stable CamelCase word (NXDOMAIN, Timeout, ServerFailure)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -9,13 +9,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from conclave import metrics
-from conclave.adapters import probing
+from conclave.adapters import dnsclient, probing
 from conclave.api import ClusterTopology, ProcessGroup, Singleton, durations
 from conclave.cache import Cache
 from conclave.core import discovery, planning
-from conclave.core.discovery import Endpoint, ServiceState
+from conclave.core.discovery import Endpoint, Resolution, ServiceState
 from conclave.core.observations import Observation, Observed, Resource
 from conclave.core.partitions import Debounced
+from conclave.errors import DNSError
 from conclave.supervising import Key
 
 TOPOLOGY, PROCESS_GROUP, SINGLETON = "ClusterTopology", "ProcessGroup", "Singleton"
@@ -78,6 +79,7 @@ def observe(
     failures: tuple[str, ...],
     probed: Mapping[str, probing.View] | None = None,
     partition_memory: Debounced | None = None,
+    resolution: Resolution | None = None,
 ) -> Observation:
     topology = cache.get(TOPOLOGY, key.namespace, key.topology)
 
@@ -110,6 +112,7 @@ def observe(
         views={member: view.connected for member, view in (probed or {}).items()},
         view_reasons={member: view.reason for member, view in (probed or {}).items() if view.reason},
         partition_memory=partition_memory,
+        resolution=resolution,
     )
 
 
@@ -129,3 +132,21 @@ async def probe_members(cache: Cache, key: Key) -> dict[str, probing.View]:
     ]
     timeout = durations.parse(probe.timeout).total_seconds()
     return await probing.probe(probe.type, targets, probe.port, probe.path, timeout)
+
+
+async def resolve(cache: Cache, key: Key, domain: str, server: dnsclient.Server) -> Resolution | None:
+    """Look up the name a DNS strategy polls; None for the other strategies."""
+    body = cache.get(TOPOLOGY, key.namespace, key.topology)
+    if body is None or body.get("spec", {}).get("strategy") not in ("KubernetesDNS", "DNSPoll"):
+        return None
+    spec = ClusterTopology.from_api(body).spec
+    name = discovery.dns_name(spec, key.namespace, domain)
+    timeout = min(2.0, durations.parse(spec.polling_interval).total_seconds())
+    started = time.perf_counter()
+    try:
+        addresses = await dnsclient.resolve_a(name, server, timeout)
+    except DNSError as error:
+        return Resolution(name, error=error.reason, message=str(error))
+    finally:
+        metrics.DISCOVERY_SECONDS.labels(strategy=spec.strategy).observe(time.perf_counter() - started)
+    return Resolution(name, tuple(addresses))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conclave import metrics, observing
+from conclave.adapters import dnsclient
 from conclave.adapters.applying import Applier
 from conclave.cache import Cache
 from conclave.core import planning
@@ -27,17 +28,20 @@ class Reconciler:
         clock: Callable[[], float],
         resync_seconds: float,
         cluster_domain: str = "cluster.local",
+        nameserver: dnsclient.Server | None = None,
     ) -> None:
         self.cache = cache
         self.applier = applier
         self.clock = clock
         self.resync_seconds = resync_seconds
         self.cluster_domain = cluster_domain
+        self.nameserver = nameserver
         self._failures: dict[Key, tuple[str, ...]] = {}
         self._partition_memory: dict[Key, Debounced] = {}
 
     async def __call__(self, key: Key) -> Outcome:
         probed = await observing.probe_members(self.cache, key)
+        resolution = await observing.resolve(self.cache, key, self.cluster_domain, self._nameserver())
         observation = observing.observe(
             self.cache,
             key,
@@ -46,6 +50,7 @@ class Reconciler:
             self._failures.get(key, ()),
             probed,
             self._partition_memory.get(key),
+            resolution,
         )
         plan = planning.plan(observation)
         if plan.partition_memory is not None:
@@ -63,3 +68,9 @@ class Reconciler:
                 return Outcome(finished=True)
         retry = FAILURE_RETRY_SECONDS if failures else self.resync_seconds
         return Outcome(requeue_after=min(plan.requeue_after or retry, retry))
+
+    def _nameserver(self) -> dnsclient.Server:
+        """The configured nameserver, else the pod's own (read when first needed)."""
+        if self.nameserver is None:
+            self.nameserver = dnsclient.system_nameserver()
+        return self.nameserver

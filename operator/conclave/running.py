@@ -21,6 +21,7 @@ from kubernetes import client
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from conclave import metrics
+from conclave.adapters import dnsclient
 from conclave.adapters.apiclient import ApiClient, load_configuration
 from conclave.adapters.applying import Applier
 from conclave.cache import Cache
@@ -128,6 +129,7 @@ async def _lead(
         clock=time.time,
         resync_seconds=settings.resync_seconds,
         cluster_domain=settings.cluster_domain,
+        nameserver=dnsclient.parse_server(settings.dns_server) if settings.dns_server else None,
     )
     supervisors = Supervisors(reconciler, on_fatal=on_lost)
     registry = kopf.OperatorRegistry()

@@ -38,6 +38,8 @@ class Settings:
     retry_period: float = 2.0
     cluster_domain: str = "cluster.local"
     """The cluster's DNS domain, for node names (dns, hostname) and DNS discovery."""
+    dns_server: str | None = None
+    """HOST[:PORT] of the nameserver for the DNS strategies; None: the pod's resolver."""
     resync_seconds: float = 60.0
     """Every supervisor looks again at least this often, with or without events."""
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from kubernetes import client
 
 from conclave.api import crdgen
+from conclave.localcluster.dnsserver import ClusterDNS
 from support import eventually
 
 
@@ -30,3 +33,10 @@ def installed_crds(api_client: client.ApiClient) -> None:
             definition["metadata"]["resourceVersion"] = current.metadata.resource_version
             api.replace_custom_resource_definition(name, definition)
         eventually(lambda n=name: established(api, n))
+
+
+@pytest.fixture(scope="session")
+def cluster_dns(api_client: client.ApiClient) -> Iterator[ClusterDNS]:
+    """The local cluster's DNS server, answering from the API like CoreDNS."""
+    with ClusterDNS(api_client) as dns:
+        yield dns

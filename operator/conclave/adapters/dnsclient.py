@@ -1,0 +1,85 @@
+"""A small asyncio DNS client for the DNS discovery strategies: one A query over UDP to a
+chosen nameserver, answered or failed within a timeout, never blocking the event loop
+(the resolver behind getaddrinfo would, and hides NXDOMAIN behind a generic error).
+
+It resolves; what the addresses mean is ``core.discovery``'s business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import dnslib
+
+from conclave.errors import DNSError
+
+Server = tuple[str, int]
+_RCODES = {
+    dnslib.RCODE.NXDOMAIN: "NXDOMAIN",
+    dnslib.RCODE.SERVFAIL: "ServerFailure",
+    dnslib.RCODE.REFUSED: "Refused",
+}
+
+
+class _Reply(asyncio.DatagramProtocol):
+    def __init__(self, answer: asyncio.Future[bytes]) -> None:
+        self.answer = answer
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if not self.answer.done():
+            self.answer.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(exc)
+
+
+async def resolve_a(name: str, server: Server, timeout: float) -> list[str]:
+    """The IPv4 addresses of ``name``, sorted; [] for an empty answer.
+
+    Raises DNSError with reason NXDOMAIN, ServerFailure, Refused, Timeout or Unreachable.
+    """
+    query = dnslib.DNSRecord.question(name, "A")
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[bytes] = loop.create_future()
+    try:
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Reply(answer), remote_addr=server)
+    except OSError as error:
+        raise DNSError("Unreachable", f"cannot reach nameserver {server[0]}:{server[1]}: {error}") from None
+    try:
+        transport.sendto(query.pack())
+        async with asyncio.timeout(timeout):
+            data = await answer
+    except TimeoutError:
+        raise DNSError("Timeout", f"no answer from {server[0]}:{server[1]} within {timeout}s") from None
+    except OSError as error:
+        raise DNSError("Unreachable", f"nameserver {server[0]}:{server[1]}: {error}") from None
+    finally:
+        transport.close()
+    try:
+        reply = dnslib.DNSRecord.parse(data)
+    except dnslib.DNSError as error:
+        raise DNSError("MalformedReply", f"unreadable answer for {name}: {error}") from None
+    if reply.header.id != query.header.id:
+        raise DNSError("MalformedReply", f"the answer for {name} answers another query")
+    rcode = reply.header.rcode
+    if rcode != dnslib.RCODE.NOERROR:
+        reason = _RCODES.get(rcode, f"Rcode{rcode}")
+        raise DNSError(reason, f"{name}: {reason}")
+    return sorted({str(record.rdata) for record in reply.rr if record.rtype == dnslib.QTYPE.A})
+
+
+def system_nameserver(resolv_conf: Path = Path("/etc/resolv.conf")) -> Server:
+    """The first nameserver of resolv.conf (the pod's resolver when running in a cluster)."""
+    for line in resolv_conf.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            return fields[1], 53
+    raise DNSError("NoNameserver", f"{resolv_conf} names no nameserver; set --dns-server")
+
+
+def parse_server(text: str) -> Server:
+    """``10.96.0.10`` or ``127.0.0.1:5353`` → (host, port)."""
+    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "53")
+    return host, int(port)
