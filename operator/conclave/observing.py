@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from conclave import metrics
-from conclave.adapters import dnsclient, probing
+from conclave.adapters import dnsclient, permissions, probing
 from conclave.api import ClusterTopology, ProcessGroup, Singleton, durations
 from conclave.cache import Cache
 from conclave.core import discovery, planning
@@ -80,6 +80,7 @@ def observe(
     probed: Mapping[str, probing.View] | None = None,
     partition_memory: Debounced | None = None,
     resolution: Resolution | None = None,
+    forbidden: tuple[str, ...] = (),
 ) -> Observation:
     topology = cache.get(TOPOLOGY, key.namespace, key.topology)
 
@@ -113,6 +114,7 @@ def observe(
         view_reasons={member: view.reason for member, view in (probed or {}).items() if view.reason},
         partition_memory=partition_memory,
         resolution=resolution,
+        forbidden=forbidden,
     )
 
 
@@ -134,7 +136,9 @@ async def probe_members(cache: Cache, key: Key) -> dict[str, probing.View]:
     return await probing.probe(probe.type, targets, probe.port, probe.path, timeout)
 
 
-async def resolve(cache: Cache, key: Key, domain: str, server: dnsclient.Server) -> Resolution | None:
+async def resolve(
+    cache: Cache, key: Key, domain: str, server: Callable[[], dnsclient.Server]
+) -> Resolution | None:
     """Look up the name a DNS strategy polls; None for the other strategies."""
     body = cache.get(TOPOLOGY, key.namespace, key.topology)
     if body is None or body.get("spec", {}).get("strategy") not in ("KubernetesDNS", "DNSPoll"):
@@ -144,9 +148,26 @@ async def resolve(cache: Cache, key: Key, domain: str, server: dnsclient.Server)
     timeout = min(2.0, durations.parse(spec.polling_interval).total_seconds())
     started = time.perf_counter()
     try:
-        addresses = await dnsclient.resolve_a(name, server, timeout)
+        addresses = await dnsclient.resolve_a(name, server(), timeout)
     except DNSError as error:
         return Resolution(name, error=error.reason, message=str(error))
     finally:
         metrics.DISCOVERY_SECONDS.labels(strategy=spec.strategy).observe(time.perf_counter() - started)
     return Resolution(name, tuple(addresses))
+
+
+WATCHED_BY_STRATEGY: dict[str, list[permissions.Check]] = {
+    "KubernetesAPI": [
+        (group, resource, verb)
+        for group, resource in (("discovery.k8s.io", "endpointslices"), ("", "pods"), ("", "services"))
+        for verb in ("list", "watch")
+    ],
+    "KubernetesDNS": [("", "services", "list"), ("", "services", "watch")],
+}
+
+
+async def refused(cache: Cache, key: Key, checker: permissions.Permissions) -> tuple[str, ...]:
+    """What RBAC refuses of the watches the topology's strategy relies on."""
+    body = cache.get(TOPOLOGY, key.namespace, key.topology)
+    checks = WATCHED_BY_STRATEGY.get((body or {}).get("spec", {}).get("strategy", ""), [])
+    return tuple(await checker.denied(key.namespace, checks)) if checks else ()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conclave import metrics, observing
-from conclave.adapters import dnsclient
+from conclave.adapters import dnsclient, permissions
 from conclave.adapters.applying import Applier
 from conclave.cache import Cache
 from conclave.core import planning
@@ -29,6 +29,7 @@ class Reconciler:
         resync_seconds: float,
         cluster_domain: str = "cluster.local",
         nameserver: dnsclient.Server | None = None,
+        checker: permissions.Permissions | None = None,
     ) -> None:
         self.cache = cache
         self.applier = applier
@@ -36,12 +37,14 @@ class Reconciler:
         self.resync_seconds = resync_seconds
         self.cluster_domain = cluster_domain
         self.nameserver = nameserver
+        self.checker = checker
         self._failures: dict[Key, tuple[str, ...]] = {}
         self._partition_memory: dict[Key, Debounced] = {}
 
     async def __call__(self, key: Key) -> Outcome:
         probed = await observing.probe_members(self.cache, key)
-        resolution = await observing.resolve(self.cache, key, self.cluster_domain, self._nameserver())
+        resolution = await observing.resolve(self.cache, key, self.cluster_domain, self._nameserver)
+        refused = await observing.refused(self.cache, key, self.checker) if self.checker else ()
         observation = observing.observe(
             self.cache,
             key,
@@ -51,6 +54,7 @@ class Reconciler:
             probed,
             self._partition_memory.get(key),
             resolution,
+            refused,
         )
         plan = planning.plan(observation)
         if plan.partition_memory is not None:

@@ -21,7 +21,7 @@ from kubernetes import client
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from conclave import metrics
-from conclave.adapters import dnsclient
+from conclave.adapters import dnsclient, permissions
 from conclave.adapters.apiclient import ApiClient, load_configuration
 from conclave.adapters.applying import Applier
 from conclave.cache import Cache
@@ -130,6 +130,7 @@ async def _lead(
         resync_seconds=settings.resync_seconds,
         cluster_domain=settings.cluster_domain,
         nameserver=dnsclient.parse_server(settings.dns_server) if settings.dns_server else None,
+        checker=permissions.Permissions(api),
     )
     supervisors = Supervisors(reconciler, on_fatal=on_lost)
     registry = kopf.OperatorRegistry()

@@ -168,3 +168,16 @@ def test_a_member_keeps_the_time_it_was_first_seen(before: list[str], after: lis
     assert {m.name: m.since for m in second} == expected
     assert [m.name for m in second] == sorted(expected)
     assert all(isinstance(m, Member) for m in second)
+
+
+def test_a_forbidden_watch_keeps_the_last_members_instead_of_emptying_the_cluster() -> None:
+    outcome = discovery.forbidden(
+        ["list endpointslices.discovery.k8s.io", "watch endpointslices.discovery.k8s.io"]
+    )
+    assert (outcome.found, outcome.ok, outcome.reason, outcome.message) == (
+        None,
+        False,
+        "Forbidden",
+        "RBAC forbids list endpointslices.discovery.k8s.io, watch endpointslices.discovery.k8s.io; "
+        "the last known members are kept",
+    )

@@ -98,6 +98,13 @@ def static(spec: ClusterTopologySpec) -> Outcome:
     return Outcome(found, True, "MembersFound", f"{len(found)} members from spec.hosts")
 
 
+def forbidden(refused: Sequence[str]) -> Outcome:
+    """RBAC hides what discovery needs: a watch it refuses looks empty, so keep the members."""
+    return Outcome(
+        None, False, "Forbidden", f"RBAC forbids {', '.join(refused)}; the last known members are kept"
+    )
+
+
 def from_endpoints(
     spec: ClusterTopologySpec,
     namespace: str,

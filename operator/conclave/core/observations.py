@@ -41,6 +41,8 @@ class Observation:
     """The topology's Service (KubernetesAPI, KubernetesDNS); None when it names none."""
     endpoints: tuple[Endpoint, ...] = ()
     """Every address of the Service's EndpointSlices (KubernetesAPI)."""
+    forbidden: tuple[str, ...] = ()
+    """What RBAC refuses that discovery needs ("watch endpointslices.discovery.k8s.io")."""
     resolution: Resolution | None = None
     """The DNS lookup of this iteration (KubernetesDNS, DNSPoll)."""
     views: Mapping[str, frozenset[str] | None] = dataclasses.field(default_factory=dict)

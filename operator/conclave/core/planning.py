@@ -71,6 +71,8 @@ def members_config_map_name(topology: str) -> str:
 def _discover(observation: Observation, spec: ClusterTopologySpec) -> discovery.Outcome:
     if spec.strategy == "Static":
         return discovery.static(spec)
+    if observation.forbidden:
+        return discovery.forbidden(observation.forbidden)
     if spec.strategy == "KubernetesAPI" and observation.service is not None:
         return discovery.from_endpoints(
             spec,
