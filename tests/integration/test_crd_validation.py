@@ -44,6 +44,7 @@ INVALID = [
     ("KubernetesDNS without its service", topology(strategy="KubernetesDNS"), "spec.service"),
     ("KubernetesAPI without its service", topology(strategy="KubernetesAPI"), "spec.service"),
     ("DNSPoll without its query", topology(strategy="DNSPoll"), "spec.query"),
+    ("DNSPoll with an empty query", topology(strategy="DNSPoll", query=""), "spec.query"),
     ("Static with no hosts", topology(strategy="Static", hosts=[]), "spec.hosts"),
     ("Static with no hosts field at all", topology(strategy="Static"), "spec.hosts"),
     (
@@ -109,8 +110,22 @@ INVALID = [
     ("an unknown rebalance mode", singleton(rebalance="Eager"), "spec.rebalance"),
     ("a lease shorter than a second", singleton(leaseDuration="500ms"), "spec.leaseDuration"),
     ("a lease in days", singleton(leaseDuration="2d"), "spec.leaseDuration"),
-    ("a field the schema does not have", topology(**STATIC, polingInterval="5s"), "spec.polingInterval"),
 ]
+
+
+def refusal(refused: pytest.ExceptionInfo[client.exceptions.ApiException]) -> tuple[int, str]:
+    return refused.value.status, json.loads(refused.value.body)["message"]
+
+
+def create_strictly(api_client: client.ApiClient, namespace: str, body: dict[str, Any]) -> None:
+    custom(api_client).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURALS[body["kind"]],
+        {"apiVersion": f"{GROUP}/{VERSION}", **body},
+        field_validation="Strict",
+    )
 
 
 @pytest.mark.parametrize(("body", "field"), [(b, f) for _, b, f in INVALID], ids=[i for i, _, _ in INVALID])
@@ -118,30 +133,59 @@ def test_the_api_server_refuses_an_invalid_object_naming_its_field(
     api_client: client.ApiClient, namespace: str, body: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(client.exceptions.ApiException) as refused:
-        custom(api_client).create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURALS[body["kind"]],
-            {"apiVersion": f"{GROUP}/{VERSION}", **body},
-            field_validation="Strict",
-        )
-    assert refused.value.status in (400, 422)
-    message = json.loads(refused.value.body)["message"]
+        create_strictly(api_client, namespace, body)
+    status, message = refusal(refused)
+    assert status == 422, message
     assert field in message, message
 
 
-def test_the_topology_a_dependent_names_cannot_change(api_client: client.ApiClient, namespace: str) -> None:
-    create(api_client, namespace, "singletons", singleton())
+def test_a_field_the_schema_does_not_have_is_refused_under_strict_validation(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    with pytest.raises(client.exceptions.ApiException) as refused:
+        create_strictly(api_client, namespace, topology(**STATIC, polingInterval="5s"))
+    status, message = refusal(refused)
+    assert status == 400, message  # strict decoding fails before the schema is consulted (422)
+    assert 'unknown field "spec.polingInterval"' in message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [group(), singleton()],
+    ids=["a process group's topology cannot change", "a singleton's topology cannot change"],
+)
+def test_the_topology_a_dependent_names_cannot_change(
+    api_client: client.ApiClient, namespace: str, body: dict[str, Any]
+) -> None:
+    plural = PLURALS[body["kind"]]
+    create(api_client, namespace, plural, body)
     with pytest.raises(client.exceptions.ApiException) as refused:
         custom(api_client).patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, "singletons", "bad", {"spec": {"topology": "other"}}
+            GROUP, VERSION, namespace, plural, "bad", {"spec": {"topology": "other"}}
         )
-    assert refused.value.status == 422
-    assert (
-        'spec.topology: Invalid value: "other": is immutable once set'
-        in json.loads(refused.value.body)["message"]
-    )
+    status, message = refusal(refused)
+    assert status == 422, message
+    assert 'spec.topology: Invalid value: "other": is immutable once set' in message
+
+
+def test_a_condition_reason_that_is_not_camel_case_is_refused_on_the_status_subresource(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    create(api_client, namespace, "singletons", singleton())
+    condition = {
+        "type": "Placed",
+        "status": "True",
+        "reason": "owner moved",
+        "message": "",
+        "lastTransitionTime": "2025-01-01T00:00:00Z",
+    }
+    with pytest.raises(client.exceptions.ApiException) as refused:
+        custom(api_client).patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, "singletons", "bad", {"status": {"conditions": [condition]}}
+        )
+    status, message = refusal(refused)
+    assert status == 422, message
+    assert "status.conditions[0].reason" in message
 
 
 def contains(whole: Any, part: Any) -> bool:

@@ -4,7 +4,8 @@ pydantic's JSON schema is close to what Kubernetes wants, but not structural: it
 ``$ref``/``$defs``, ``anyOf`` with a null branch for every optional field, titles, and
 ``default: null``. ``structural`` rewrites it; the rest (printer columns, names, the
 status subresource) is declared per kind here. The output is deterministic, so the
-committed ``crds/`` can be compared with a fresh generation.
+committed ``crds/`` can be compared with a fresh generation: schema keywords are sorted,
+properties keep the order the models declare them in.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def structural(schema: Mapping[str, Any], definitions: Mapping[str, Any]) -> JSO
             result[key] = structural(value, definitions)
         elif key in KEPT_KEYS or key.startswith("x-kubernetes-"):
             result[key] = value
-    return result
+    return dict(sorted(result.items()))
 
 
 def schema_of(kind: Kind) -> JSON:
@@ -128,17 +129,20 @@ def schema_of(kind: Kind) -> JSON:
         generated = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         return structural(generated, generated.get("$defs", {}))
 
+    def described(node: JSON, description: str) -> JSON:
+        return dict(sorted({**node, "description": description}.items()))
+
     return {
-        "type": "object",
         "description": kind.description,
-        "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "conclave.dev/v1alpha1"},
-            "kind": {"type": "string", "description": kind.model.__name__},
+            "apiVersion": {"description": "conclave.dev/v1alpha1", "type": "string"},
+            "kind": {"description": kind.model.__name__, "type": "string"},
             "metadata": {"type": "object"},
-            "spec": {**of(spec_model), "description": f"The desired {kind.model.__name__}."},
-            "status": {**of(status_model), "description": "What the operator observed and decided."},
+            "spec": described(of(spec_model), f"The desired {kind.model.__name__}."),
+            "status": described(of(status_model), "What the operator observed and decided."),
         },
+        "required": ["spec"],
+        "type": "object",
     }
 
 

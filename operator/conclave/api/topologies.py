@@ -104,7 +104,7 @@ class ClusterTopologySpec(Model):
         "(app@10-0-3-7.<namespace>.pod.<domain>), hostname (app@<pod>.<service>.<namespace>.svc.<domain>).",
     )
     query: str | None = Field(
-        default=None, max_length=MAX_NAME, description="The DNS name to poll (DNSPoll)."
+        default=None, min_length=1, max_length=MAX_NAME, description="The DNS name to poll (DNSPoll)."
     )
     hosts: list[Name] = Field(
         default_factory=list,
