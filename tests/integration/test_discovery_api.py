@@ -102,6 +102,20 @@ def hosts_file(api_client: client.ApiClient, namespace: str, topology_name: str)
     return hosts
 
 
+def chat_cluster(
+    api_client: client.ApiClient,
+    namespace: str,
+    start_operator: Callable[..., Any],
+    replicas: int,
+    **annotations: str,
+) -> None:
+    """A headless Service, a Deployment behind it, a KubernetesAPI topology, the operator."""
+    headless_service(api_client, namespace, "chat-headless", "chat")
+    deployment(api_client, namespace, "chat", replicas, **annotations)
+    topology(api_client, namespace, "chat", "chat-headless")
+    start_operator()
+
+
 def event_reasons(api_client: client.ApiClient, namespace: str, name: str) -> list[tuple[str, str]]:
     return [(kind, reason) for kind, reason, _ in events_about(api_client, namespace, name)]
 
@@ -185,10 +199,7 @@ def test_readiness_flaps_and_member_readiness_any_counts_unready_pods(
 def test_a_terminating_pod_is_never_a_member_even_while_ready(
     api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, start_operator: Callable[..., Any]
 ) -> None:
-    headless_service(api_client, namespace, "chat-headless", "chat")
-    deployment(api_client, namespace, "chat", 3, **{TERMINATION_DELAY_ANNOTATION: NEVER})
-    topology(api_client, namespace, "chat", "chat-headless")
-    start_operator()
+    chat_cluster(api_client, namespace, start_operator, 3, **{TERMINATION_DELAY_ANNOTATION: NEVER})
     pods = expect_members(api_client, namespace, "chat", "chat", 3)
     leaving = sorted(pods)[0]
     client.CoreV1Api(api_client).delete_namespaced_pod(leaving, namespace)
@@ -203,10 +214,7 @@ def test_a_terminating_pod_is_never_a_member_even_while_ready(
 def test_a_replaced_pod_leaves_and_its_successor_joins_with_a_new_ip(
     api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, start_operator: Callable[..., Any]
 ) -> None:
-    headless_service(api_client, namespace, "chat-headless", "chat")
-    deployment(api_client, namespace, "chat", 2)
-    topology(api_client, namespace, "chat", "chat-headless")
-    start_operator()
+    chat_cluster(api_client, namespace, start_operator, 2)
     before = expect_members(api_client, namespace, "chat", "chat", 2)
     victim = sorted(before)[0]
     client.CoreV1Api(api_client).delete_namespaced_pod(victim, namespace)
@@ -222,10 +230,7 @@ def test_a_replaced_pod_leaves_and_its_successor_joins_with_a_new_ip(
 def test_a_deleted_service_keeps_the_last_members_marked_stale_until_it_returns(
     api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, start_operator: Callable[..., Any]
 ) -> None:
-    headless_service(api_client, namespace, "chat-headless", "chat")
-    deployment(api_client, namespace, "chat", 2)
-    topology(api_client, namespace, "chat", "chat-headless")
-    start_operator()
+    chat_cluster(api_client, namespace, start_operator, 2)
     pods = expect_members(api_client, namespace, "chat", "chat", 2)
     client.CoreV1Api(api_client).delete_namespaced_service("chat-headless", namespace)
 
