@@ -108,11 +108,6 @@ WRITES_TOTAL = Counter(
 )
 
 
-def serve(port: int, address: str = "0.0.0.0") -> None:
-    """Serve /metrics in a background thread."""
-    prometheus_client.start_http_server(port, addr=address, registry=REGISTRY)
-
-
 BY_NAME: dict[str, Gauge | Counter] = {
     "conclave_topology_members": TOPOLOGY_MEMBERS,
     "conclave_member_changes": MEMBER_CHANGES,

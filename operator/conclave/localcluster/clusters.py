@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import yaml
 
-from conclave.errors import LocalClusterError, StartupError
+from conclave.errors import StartupError
 from conclave.localcluster import building, pki
 from conclave.localcluster.podnetwork import DEFAULT_POD_CIDR, PodNetwork
 
@@ -335,18 +335,3 @@ class LocalCluster:
             "current-context": "conclave-local",
         }
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
-def from_environment() -> tuple[Path, LocalCluster | None]:
-    """The kubeconfig to use: CONCLAVE_KUBECONFIG's cluster if set, else a local one.
-
-    Returns the kubeconfig path and the LocalCluster to start (None for an existing cluster).
-    """
-    existing = os.environ.get("CONCLAVE_KUBECONFIG")
-    if existing:
-        path = Path(existing).expanduser()
-        if not path.exists():
-            raise LocalClusterError(f"CONCLAVE_KUBECONFIG points at {path}, which does not exist")
-        return path, None
-    cluster = LocalCluster()
-    return cluster.kubeconfig, cluster
