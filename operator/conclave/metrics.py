@@ -74,6 +74,17 @@ TOPOLOGY_QUORUM = Gauge(
     ["namespace", "topology"],
     registry=REGISTRY,
 )
+PROCESS_GROUP_MEMBERS = Gauge(
+    "conclave_process_group_members",
+    "Members of a process group (its scope and group, as in :pg).",
+    ["namespace", "scope", "group"],
+    registry=REGISTRY,
+)
+PROCESS_GROUP_CHANGES = Counter(
+    "conclave_process_group_changes",
+    "Members that joined or left any process group.",
+    registry=REGISTRY,
+)
 MEMBER_CHANGES = Counter(
     "conclave_member_changes",
     "Members that joined or left a topology.",
@@ -114,6 +125,8 @@ BY_NAME: dict[str, Gauge | Counter] = {
     "conclave_topology_partitioned": TOPOLOGY_PARTITIONED,
     "conclave_topology_components": TOPOLOGY_COMPONENTS,
     "conclave_topology_quorum": TOPOLOGY_QUORUM,
+    "conclave_process_group_members": PROCESS_GROUP_MEMBERS,
+    "conclave_process_group_changes": PROCESS_GROUP_CHANGES,
 }
 """The metrics a Plan may name (core names metrics; it never touches them)."""
 

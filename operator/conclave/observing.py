@@ -14,6 +14,7 @@ from conclave.api import ClusterTopology, ProcessGroup, Singleton, durations
 from conclave.cache import Cache
 from conclave.core import discovery, planning
 from conclave.core.discovery import Endpoint, Resolution, ServiceState
+from conclave.core.grouping import PodFacts
 from conclave.core.observations import Observation, Observed, Resource
 from conclave.core.partitions import Debounced
 from conclave.errors import DNSError
@@ -115,7 +116,20 @@ def observe(
         partition_memory=partition_memory,
         resolution=resolution,
         forbidden=forbidden,
+        pods=pods_of(cache, key.namespace),
     )
+
+
+def pods_of(cache: Cache, namespace: str) -> dict[str, PodFacts]:
+    return {
+        pod["metadata"]["name"]: PodFacts(
+            name=pod["metadata"]["name"],
+            labels=pod["metadata"].get("labels") or {},
+            ip=pod.get("status", {}).get("podIP"),
+        )
+        for pod in cache.in_namespace(POD, namespace)
+        if not pod["metadata"].get("deletionTimestamp")
+    }
 
 
 async def probe_members(cache: Cache, key: Key) -> dict[str, probing.View]:

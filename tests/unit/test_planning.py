@@ -145,8 +145,16 @@ def test_dependents_of_a_missing_topology_are_told_and_warned_once() -> None:
     plan = planning.plan(observation(hosts=None, groups=1, singletons=1))
     statuses = published(plan)
     assert statuses["singleton-0"]["phase"] == "Pending"
+    assert statuses["group-0"]["conditions"][1] == {
+        "type": "Populated",
+        "status": "Unknown",
+        "reason": "TopologyNotFound",
+        "message": "The group's topology does not exist",
+        "observedGeneration": 1,
+        "lastTransitionTime": "2026-11-25T12:00:00Z",
+    }
     for name in ("group-0", "singleton-0"):
-        assert statuses[name]["conditions"] == [
+        assert statuses[name]["conditions"][:1] == [
             {
                 "type": "TopologyFound",
                 "status": "False",

@@ -75,7 +75,8 @@ class Applier:
         for event in plan.events:
             await self._post_event(event)
         for sample in plan.metrics:
-            metric = metrics.BY_NAME[sample.metric].labels(**sample.labels)
+            family = metrics.BY_NAME[sample.metric]
+            metric = family.labels(**sample.labels) if sample.labels else family
             if sample.mode == "inc":
                 metric.inc(sample.value)
             else:

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from conclave.api import ClusterTopology, ProcessGroup, Singleton
 from conclave.core.discovery import Endpoint, Resolution, ServiceState
+from conclave.core.grouping import PodFacts
 from conclave.core.partitions import Debounced
 
 Resource = TypeVar("Resource", ClusterTopology, ProcessGroup, Singleton)
@@ -51,5 +52,7 @@ class Observation:
     """Why a member's view is unknown (Timeout, WrongNode, ...)."""
     partition_memory: Debounced | None = None
     """The debounce state the previous plan handed back; None after a restart."""
+    pods: Mapping[str, PodFacts] = dataclasses.field(default_factory=dict)
+    """The namespace's pods that are not being deleted, by name (for group selectors)."""
     members_config_map: Mapping[str, str] | None = None
     """The data of the <topology>-members ConfigMap; None when it does not exist."""

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from conclave.api import ClusterTopology, ClusterTopologySpec, Condition, Member, durations
-from conclave.core import conditions, discovery, partitioning
+from conclave.api import (
+    ClusterTopology,
+    ClusterTopologySpec,
+    Condition,
+    Member,
+    ProcessGroup,
+    Singleton,
+    durations,
+)
+from conclave.core import conditions, discovery, grouping, partitioning
 from conclave.core.conditions import Wanted
 from conclave.core.observations import Observation, Observed, Resource
 from conclave.core.plans import ConfigMapUpdate, EventIntent, MetricSample, ObjectRef, Plan, StatusUpdate
@@ -29,18 +37,19 @@ def plan(observation: Observation) -> Plan:
     samples: tuple[MetricSample, ...] = ()
     requeue_after = None
     memory = None
+    counting: list[Member] | None = None
     if observation.topology is not None:
-        topology = _topology_plan(observation, observation.topology)
+        topology, counting = _topology_plan(observation, observation.topology)
         updates += topology.status_updates
         events += topology.events
         config_maps, samples, requeue_after = topology.config_maps, topology.metrics, topology.requeue_after
         memory = topology.partition_memory
     dependents: list[Observed[Any]] = [*observation.process_groups, *observation.singletons]
     for dependent in dependents:
-        update, event = _dependent_update(observation, dependent)
+        update, dependent_events, dependent_samples = _dependent_update(observation, dependent, counting)
         updates.append(update)
-        if event is not None:
-            events.append(event)
+        events += dependent_events
+        samples += tuple(dependent_samples)
     return Plan(
         status_updates=tuple(updates),
         events=tuple(events),
@@ -94,14 +103,18 @@ def _discover(observation: Observation, spec: ClusterTopologySpec) -> discovery.
     )
 
 
-def _topology_plan(observation: Observation, topology: Observed[ClusterTopology]) -> Plan:
+def _topology_plan(
+    observation: Observation, topology: Observed[ClusterTopology]
+) -> tuple[Plan, list[Member]]:
+    """The topology's own plan, and the members that count (for its process groups)."""
     spec, status = topology.resource.spec, topology.resource.status
     outcome = _discover(observation, spec)
     if outcome.found is None:
         published = list(status.members)
     else:
         published = discovery.members(outcome.found, status.members, observation.now)
-    counted = [m.name for m in published if discovery.counts(m, spec.member_readiness)]
+    counting = [m for m in published if discovery.counts(m, spec.member_readiness)]
+    counted = [m.name for m in counting]
     fields: dict[str, Any] = {
         "members": [m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in published],
         "memberCount": len(published),
@@ -164,13 +177,16 @@ def _topology_plan(observation: Observation, topology: Observed[ClusterTopology]
         intervals.append(durations.parse(spec.polling_interval).total_seconds())
     if spec.probe.type != "none":
         intervals.append(durations.parse(spec.probe.interval).total_seconds())
-    return Plan(
-        status_updates=(update,),
-        events=tuple(events + split.events),
-        config_maps=config_maps,
-        metrics=tuple(samples),
-        requeue_after=min(intervals, default=None),
-        partition_memory=split.memory,
+    return (
+        Plan(
+            status_updates=(update,),
+            events=tuple(events + split.events),
+            config_maps=config_maps,
+            metrics=tuple(samples),
+            requeue_after=min(intervals, default=None),
+            partition_memory=split.memory,
+        ),
+        counting,
     )
 
 
@@ -194,9 +210,9 @@ def _pod(member: Member) -> str:
 
 
 def _dependent_update(
-    observation: Observation, dependent: Observed[Any]
-) -> tuple[StatusUpdate, EventIntent | None]:
-    kind = type(dependent.resource).__name__
+    observation: Observation, dependent: Observed[Any], counting: Sequence[Member] | None
+) -> tuple[StatusUpdate, list[EventIntent], list[MetricSample]]:
+    """``counting``: the topology's members that count; None when the topology is missing."""
     name = observation.topology_name
     if observation.topology is None:
         found = Wanted(
@@ -207,20 +223,22 @@ def _dependent_update(
         )
     else:
         found = Wanted(TOPOLOGY_FOUND, True, "TopologyFound", f"ClusterTopology {name!r} exists")
+    resource = dependent.resource
     extra: dict[str, Any] = {}
-    if kind == "Singleton" and not dependent.resource.status.phase:
+    wanted = [found]
+    events: list[EventIntent] = []
+    samples: list[MetricSample] = []
+    if isinstance(resource, Singleton) and not resource.status.phase:
         extra["phase"] = "Pending"
-    event = None
-    existing: Sequence[Condition] = dependent.resource.status.conditions
+    if isinstance(resource, ProcessGroup):
+        chosen = None if counting is None else grouping.members(resource, counting, observation.pods)
+        group = grouping.plan(resource, ref(dependent), chosen, observation.now, observation.namespace)
+        extra, wanted, events, samples = group.fields, [found, *group.conditions], group.events, group.metrics
+    existing: Sequence[Condition] = resource.status.conditions
     if conditions.flipped(existing, found) and (found.status is False or existing):
-        event = EventIntent(
-            regarding=ref(dependent),
-            type="Normal" if found.status else "Warning",
-            reason=found.reason,
-            action="Reconcile",
-            note=found.message,
-        )
-    return _status_update(observation, dependent, [found], extra), event
+        kind: Literal["Normal", "Warning"] = "Normal" if found.status else "Warning"
+        events = [EventIntent(ref(dependent), kind, found.reason, "Reconcile", found.message), *events]
+    return _status_update(observation, dependent, wanted, extra), events, samples
 
 
 def _status_update(

@@ -1,0 +1,181 @@
+"""ProcessGroup membership against the real control plane with fake-kubelet pods."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from conclave.localcluster.kubelet import FakeKubelet
+from support import GROUP, VERSION, condition, create, custom, events_about, eventually, read
+
+pytestmark = pytest.mark.usefixtures("installed_crds")
+
+
+def pod(api_client: client.ApiClient, namespace: str, name: str, **labels: str) -> None:
+    client.CoreV1Api(api_client).create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": name, "labels": {"app": "chat", **labels}},
+            "spec": {"containers": [{"name": "beam", "image": "conclave.dev/fake:1"}]},
+        },
+    )
+
+
+def process_group(api_client: client.ApiClient, namespace: str, name: str, scope: str, **labels: str) -> None:
+    create(
+        api_client,
+        namespace,
+        "processgroups",
+        {
+            "kind": "ProcessGroup",
+            "metadata": {"name": name},
+            "spec": {
+                "topology": "chat",
+                "scope": scope,
+                "group": "orders",
+                "selector": {"matchLabels": labels},
+            },
+        },
+    )
+
+
+def group_members(api_client: client.ApiClient, namespace: str, name: str) -> list[str]:
+    return list(read(api_client, namespace, "processgroups", name).get("status", {}).get("members", []))
+
+
+def node_name(kubelet: FakeKubelet, namespace: str, pod_name: str) -> str:
+    return f"chat@{kubelet.wait_running(namespace, pod_name).status.pod_ip}"
+
+
+@pytest.fixture
+def chat(api_client: client.ApiClient, namespace: str, start_operator: Callable[..., Any]) -> None:
+    client.CoreV1Api(api_client).create_namespaced_service(
+        namespace, {"metadata": {"name": "chat"}, "spec": {"clusterIP": "None", "selector": {"app": "chat"}}}
+    )
+    create(
+        api_client,
+        namespace,
+        "clustertopologies",
+        {
+            "kind": "ClusterTopology",
+            "metadata": {"name": "chat"},
+            "spec": {"strategy": "KubernetesAPI", "service": "chat", "applicationName": "chat"},
+        },
+    )
+    start_operator()
+
+
+@pytest.mark.usefixtures("chat")
+def test_members_join_leave_rejoin_with_a_new_ip_and_follow_readiness_and_the_selector(
+    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet
+) -> None:
+    process_group(api_client, namespace, "orders", "pubsub", role="subscriber")
+    pod(api_client, namespace, "chat-0", role="subscriber")
+    pod(api_client, namespace, "chat-1", role="worker")
+    first = node_name(kubelet, namespace, "chat-0")
+    eventually(lambda: group_members(api_client, namespace, "orders") == [first])
+
+    pod(api_client, namespace, "chat-2", role="subscriber")
+    second = node_name(kubelet, namespace, "chat-2")
+    eventually(lambda: group_members(api_client, namespace, "orders") == sorted([first, second]))
+    assert eventually(
+        lambda: "MemberJoinedGroup" in [r for _, r, _ in events_about(api_client, namespace, "orders")]
+    )
+
+    kubelet.set_ready(namespace, "chat-2", ready=False)
+    eventually(lambda: group_members(api_client, namespace, "orders") == [first])
+    kubelet.set_ready(namespace, "chat-2", ready=True)
+    eventually(lambda: group_members(api_client, namespace, "orders") == sorted([first, second]))
+
+    client.CoreV1Api(api_client).delete_namespaced_pod("chat-0", namespace)
+    eventually(lambda: group_members(api_client, namespace, "orders") == [second])
+    pod(api_client, namespace, "chat-0", role="subscriber")  # restarted, with a new IP
+    restarted = node_name(kubelet, namespace, "chat-0")
+    assert restarted != first
+    eventually(lambda: group_members(api_client, namespace, "orders") == sorted([restarted, second]))
+
+    custom(api_client).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "processgroups",
+        "orders",
+        {"spec": {"selector": {"matchLabels": {"role": "worker"}}}},
+    )
+    worker = node_name(kubelet, namespace, "chat-1")
+    eventually(lambda: group_members(api_client, namespace, "orders") == [worker])
+
+
+@pytest.mark.usefixtures("chat")
+def test_the_same_group_in_two_scopes_is_two_groups(
+    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet
+) -> None:
+    process_group(api_client, namespace, "pubsub-orders", "pubsub", role="subscriber")
+    process_group(api_client, namespace, "workers-orders", "workers", role="worker")
+    pod(api_client, namespace, "chat-0", role="subscriber")
+    pod(api_client, namespace, "chat-1", role="worker")
+    eventually(
+        lambda: (
+            group_members(api_client, namespace, "pubsub-orders") == [node_name(kubelet, namespace, "chat-0")]
+        )
+    )
+    eventually(
+        lambda: (
+            group_members(api_client, namespace, "workers-orders")
+            == [node_name(kubelet, namespace, "chat-1")]
+        )
+    )
+
+
+@pytest.mark.usefixtures("chat")
+def test_a_group_that_drops_to_zero_is_empty_and_loud_within_a_second(
+    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet
+) -> None:
+    process_group(api_client, namespace, "orders", "pubsub", role="subscriber")
+    pod(api_client, namespace, "chat-0", role="subscriber")
+    eventually(
+        lambda: group_members(api_client, namespace, "orders") == [node_name(kubelet, namespace, "chat-0")]
+    )
+
+    client.CoreV1Api(api_client).delete_namespaced_pod("chat-0", namespace)
+    eventually(lambda: not _pod_exists(api_client, namespace, "chat-0"), interval=0.01)
+    gone = time.monotonic()
+    body = eventually(
+        lambda: (
+            (b := read(api_client, namespace, "processgroups", "orders"))
+            and (condition(b, "Populated") or {}).get("reason") == "Empty"
+            and b
+        ),
+        interval=0.02,
+    )
+    assert time.monotonic() - gone < 1.0
+    assert body["status"]["count"] == 0
+    assert condition(body, "Populated")["status"] == "False"  # type: ignore[index]
+    assert eventually(
+        lambda: "GroupEmpty" in [r for _, r, _ in events_about(api_client, namespace, "orders")]
+    )
+
+
+def _pod_exists(api_client: client.ApiClient, namespace: str, name: str) -> bool:
+    try:
+        client.CoreV1Api(api_client).read_namespaced_pod(name, namespace)
+    except client.exceptions.ApiException:
+        return False
+    return True
+
+
+def test_a_group_whose_topology_does_not_exist_says_so(
+    api_client: client.ApiClient, namespace: str, start_operator: Callable[..., Any]
+) -> None:
+    process_group(api_client, namespace, "orders", "pubsub", role="subscriber")
+    start_operator()
+    body = eventually(
+        lambda: (
+            (b := read(api_client, namespace, "processgroups", "orders")) and condition(b, "Populated") and b
+        )
+    )
+    assert condition(body, "Populated")["reason"] == "TopologyNotFound"  # type: ignore[index]
