@@ -12,9 +12,9 @@ from conclave import metrics
 from conclave.adapters import dnsclient, permissions, probing
 from conclave.api import ClusterTopology, ProcessGroup, Singleton, durations
 from conclave.cache import Cache
-from conclave.core import discovery, planning
+from conclave.core import discovery, grouping, planning
 from conclave.core.discovery import Endpoint, Resolution, ServiceState
-from conclave.core.grouping import PodFacts
+from conclave.core.grouping import Address, GroupIdentity, PodFacts
 from conclave.core.observations import Observation, Observed, Resource
 from conclave.core.partitions import Debounced
 from conclave.errors import DNSError
@@ -117,7 +117,38 @@ def observe(
         resolution=resolution,
         forbidden=forbidden,
         pods=pods_of(cache, key.namespace),
+        groups=tuple(
+            GroupIdentity(
+                name=body["metadata"]["name"],
+                scope=body.get("spec", {}).get("scope", "default"),
+                group=body.get("spec", {}).get("group", ""),
+                created=body["metadata"].get("creationTimestamp", ""),
+            )
+            for body in cache.in_namespace(PROCESS_GROUP, key.namespace)
+        ),
+        services={
+            body["metadata"]["name"]: (body["metadata"].get("labels") or {}).get(grouping.GROUP_LABEL)
+            for body in cache.in_namespace(SERVICE, key.namespace)
+        },
+        group_slices=group_slices(cache, key.namespace),
     )
+
+
+def group_slices(cache: Cache, namespace: str) -> dict[str, tuple[Address, ...]]:
+    """conclave's EndpointSlices (ProcessGroups'), by name, as the addresses they publish."""
+    found = {}
+    for body in cache.in_namespace(ENDPOINT_SLICE, namespace):
+        labels = body["metadata"].get("labels") or {}
+        if labels.get("endpointslice.kubernetes.io/managed-by") != grouping.MANAGED_BY:
+            continue
+        found[body["metadata"]["name"]] = tuple(
+            sorted(
+                (address, entry.get("nodeName"), (entry.get("targetRef") or {}).get("name"))
+                for entry in body.get("endpoints") or []
+                for address in entry.get("addresses") or []
+            )
+        )
+    return found
 
 
 def pods_of(cache: Cache, namespace: str) -> dict[str, PodFacts]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from conclave.adapters import dnsclient
+from conclave.errors import DNSError
+from conclave.localcluster.dnsserver import ClusterDNS
 from conclave.localcluster.kubelet import FakeKubelet
 from support import GROUP, VERSION, condition, create, custom, events_about, eventually, read
 
@@ -47,6 +51,33 @@ def group_members(api_client: client.ApiClient, namespace: str, name: str) -> li
     return list(read(api_client, namespace, "processgroups", name).get("status", {}).get("members", []))
 
 
+def published(api_client: client.ApiClient, namespace: str, name: str, dns: ClusterDNS) -> list[str] | None:
+    """The addresses conclave's EndpointSlice publishes, if DNS answers exactly those too."""
+    service = read(api_client, namespace, "processgroups", name).get("status", {}).get("serviceName")
+    if not service:
+        return None
+    slices = client.DiscoveryV1Api(api_client).list_namespaced_endpoint_slice(
+        namespace, label_selector=f"kubernetes.io/service-name={service}"
+    )
+    assert all(
+        s.metadata.labels["endpointslice.kubernetes.io/managed-by"] == "conclave.dev" for s in slices.items
+    )
+    addresses = sorted(a for s in slices.items for e in s.endpoints or [] for a in e.addresses)
+    try:
+        resolved = asyncio.run(
+            dnsclient.resolve_a(f"{service}.{namespace}.svc.cluster.local", dns.address, 1.0)
+        )
+    except DNSError:
+        resolved = []
+    return addresses if resolved == addresses else None
+
+
+def in_sync(api_client: client.ApiClient, namespace: str, name: str, dns: ClusterDNS) -> bool:
+    """The EndpointSlice and DNS publish exactly the members status lists."""
+    members = sorted(m.split("@", 1)[1] for m in group_members(api_client, namespace, name))
+    return published(api_client, namespace, name, dns) == members
+
+
 def node_name(kubelet: FakeKubelet, namespace: str, pod_name: str) -> str:
     return f"chat@{kubelet.wait_running(namespace, pod_name).status.pod_ip}"
 
@@ -71,32 +102,38 @@ def chat(api_client: client.ApiClient, namespace: str, start_operator: Callable[
 
 @pytest.mark.usefixtures("chat")
 def test_members_join_leave_rejoin_with_a_new_ip_and_follow_readiness_and_the_selector(
-    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet
+    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, cluster_dns: ClusterDNS
 ) -> None:
     process_group(api_client, namespace, "orders", "pubsub", role="subscriber")
     pod(api_client, namespace, "chat-0", role="subscriber")
     pod(api_client, namespace, "chat-1", role="worker")
     first = node_name(kubelet, namespace, "chat-0")
     eventually(lambda: group_members(api_client, namespace, "orders") == [first])
+    assert eventually(lambda: in_sync(api_client, namespace, "orders", cluster_dns))
 
     pod(api_client, namespace, "chat-2", role="subscriber")
     second = node_name(kubelet, namespace, "chat-2")
     eventually(lambda: group_members(api_client, namespace, "orders") == sorted([first, second]))
+    assert eventually(lambda: in_sync(api_client, namespace, "orders", cluster_dns))
     assert eventually(
         lambda: "MemberJoinedGroup" in [r for _, r, _ in events_about(api_client, namespace, "orders")]
     )
 
     kubelet.set_ready(namespace, "chat-2", ready=False)
     eventually(lambda: group_members(api_client, namespace, "orders") == [first])
+    assert eventually(lambda: in_sync(api_client, namespace, "orders", cluster_dns))
     kubelet.set_ready(namespace, "chat-2", ready=True)
     eventually(lambda: group_members(api_client, namespace, "orders") == sorted([first, second]))
+    assert eventually(lambda: in_sync(api_client, namespace, "orders", cluster_dns))
 
     client.CoreV1Api(api_client).delete_namespaced_pod("chat-0", namespace)
     eventually(lambda: group_members(api_client, namespace, "orders") == [second])
+    assert eventually(lambda: in_sync(api_client, namespace, "orders", cluster_dns))
     pod(api_client, namespace, "chat-0", role="subscriber")  # restarted, with a new IP
     restarted = node_name(kubelet, namespace, "chat-0")
     assert restarted != first
     eventually(lambda: group_members(api_client, namespace, "orders") == sorted([restarted, second]))
+    assert eventually(lambda: in_sync(api_client, namespace, "orders", cluster_dns))
 
     custom(api_client).patch_namespaced_custom_object(
         GROUP,
@@ -108,11 +145,12 @@ def test_members_join_leave_rejoin_with_a_new_ip_and_follow_readiness_and_the_se
     )
     worker = node_name(kubelet, namespace, "chat-1")
     eventually(lambda: group_members(api_client, namespace, "orders") == [worker])
+    assert eventually(lambda: in_sync(api_client, namespace, "orders", cluster_dns))
 
 
 @pytest.mark.usefixtures("chat")
 def test_the_same_group_in_two_scopes_is_two_groups(
-    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet
+    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, cluster_dns: ClusterDNS
 ) -> None:
     process_group(api_client, namespace, "pubsub-orders", "pubsub", role="subscriber")
     process_group(api_client, namespace, "workers-orders", "workers", role="worker")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conclave.api import Member, ProcessGroup
 from conclave.core import grouping
@@ -93,3 +96,49 @@ def test_unchanged_membership_keeps_its_last_change_time() -> None:
     result = grouping.plan(before, OWNER, MEMBERS[:1], NOW, "prod")
     assert result.fields["lastChange"] == "2026-11-25T11:00:00Z"
     assert result.events == []
+
+
+def identity(
+    name: str, scope: str, group: str, created: str = "2026-11-25T12:00:00Z"
+) -> grouping.GroupIdentity:
+    return grouping.GroupIdentity(name, scope, group, created)
+
+
+def test_service_names_are_readable_when_exact_and_unique() -> None:
+    names = grouping.service_names(
+        [
+            identity("a", "pubsub", "orders"),
+            identity("b", "default", "jobs"),
+            identity("c", "workers", "orders"),
+        ],
+        frozenset(),
+    )
+    assert names == {"a": "pubsub-orders", "b": "jobs", "c": "workers-orders"}
+
+
+def test_lossy_long_colliding_and_foreign_names_get_a_hash_of_scope_and_group() -> None:
+    names = grouping.service_names(
+        [
+            identity("first", "a-b", "c", "2026-11-25T10:00:00Z"),
+            identity("later", "a", "b-c", "2026-11-25T11:00:00Z"),
+            identity("colon", "pubsub", "subscribers:orders"),
+            identity("long", "default", "x" * 80),
+            identity("taken", "default", "chat"),
+        ],
+        frozenset({"chat"}),
+    )
+    assert names["first"] == "a-b-c"  # created first, keeps its claim
+    assert re.fullmatch(r"a-b-c-[0-9a-f]{6}", names["later"])
+    assert re.fullmatch(r"pubsub-subscribers-orders-[0-9a-f]{6}", names["colon"])
+    assert len(names["long"]) == 63
+    assert re.fullmatch(r"chat-[0-9a-f]{6}", names["taken"])
+    assert len(set(names.values())) == len(names)
+    assert all(re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", n) for n in names.values())
+
+
+@given(st.lists(st.tuples(st.text(max_size=20), st.text(min_size=1, max_size=80)), max_size=8, unique=True))
+def test_every_service_name_is_a_distinct_dns_label(pairs: list[tuple[str, str]]) -> None:
+    groups = [identity(f"g{i}", scope or "default", group) for i, (scope, group) in enumerate(pairs)]
+    names = grouping.service_names(groups, frozenset())
+    assert len(set(names.values())) == len(groups)
+    assert all(re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", n) and len(n) <= 63 for n in names.values())

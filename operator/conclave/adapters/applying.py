@@ -21,7 +21,7 @@ from conclave.adapters.apiclient import ApiClient
 from conclave.api import GROUP, VERSION
 from conclave.cache import Cache
 from conclave.core import patches
-from conclave.core.plans import ConfigMapUpdate, EventIntent, ObjectRef, Plan, StatusUpdate
+from conclave.core.plans import EventIntent, ObjectRef, OwnedObject, Plan, StatusUpdate
 from conclave.electing import micro_time
 from conclave.errors import ApiError, ConflictError, NotFoundError
 
@@ -64,14 +64,14 @@ class Applier:
                     "Failed to update the status of %s %s: %s", update.target.kind, update.target.name, error
                 )
                 failures.append(WriteFailure(update.target, error))
-        for config_map in plan.config_maps:
+        for owned in plan.owned:
             try:
-                await self._write_config_map(config_map)
+                await self._write_owned(owned)
             except ConflictError:
                 raise
             except ApiError as error:
-                logger.warning("Failed to write ConfigMap %s: %s", config_map.name, error)
-                failures.append(WriteFailure(config_map.owner, error))
+                logger.warning("Failed to write %s %s: %s", owned.kind, owned.name, error)
+                failures.append(WriteFailure(owned.owner, error))
         for event in plan.events:
             await self._post_event(event)
         for sample in plan.metrics:
@@ -83,52 +83,47 @@ class Applier:
                 metric.set(sample.value)  # type: ignore[union-attr]
         return failures
 
-    async def _write_config_map(self, update: ConfigMapUpdate) -> None:
-        """Create the ConfigMap, or replace its data; a 409 means the cache was behind."""
+    async def _write_owned(self, update: OwnedObject) -> None:
+        """Create the object, or merge its content in; a 409 means the cache was behind."""
         self.guard()
-        collection = f"/api/v1/namespaces/{update.namespace}/configmaps"
         owner = update.owner
-        body = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": update.name,
-                "namespace": update.namespace,
-                "labels": dict(update.labels),
-                "ownerReferences": [
-                    {
-                        "apiVersion": f"{GROUP}/{VERSION}",
-                        "kind": owner.kind,
-                        "name": owner.name,
-                        "uid": owner.uid,
-                        "controller": True,
-                        "blockOwnerDeletion": False,
-                    }
-                ],
-            },
-            "data": dict(update.data),
+        reference = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": owner.kind,
+            "name": owner.name,
+            "uid": owner.uid,
+            "controller": True,
+            "blockOwnerDeletion": False,
         }
+        metadata = {
+            "name": update.name,
+            "namespace": update.namespace,
+            "labels": dict(update.labels),
+            "ownerReferences": [reference],
+        }
+        body = {"apiVersion": update.api_version, "kind": update.kind, "metadata": metadata, **update.content}
+        path = f"{update.collection}/{update.name}"
         try:
             if update.exists:
                 result = await self.api.merge_patch(
-                    f"{collection}/{update.name}", {"data": dict(update.data)}
+                    path, {"metadata": {"labels": dict(update.labels)}, **update.content}
                 )
             else:
-                result = await self.api.create(collection, body)
+                result = await self.api.create(update.collection, body)
         except ConflictError:  # it exists after all: learn it, decide again
-            await self._reread_config_map(collection, update)
+            await self._reread(update.kind, path, update.namespace, update.name)
             raise
         except NotFoundError:  # it was deleted meanwhile: the next plan creates it
-            self.cache.drop("ConfigMap", update.namespace, update.name)
-            raise ConflictError(404, "NotFound", f"ConfigMap {update.name} vanished") from None
-        metrics.WRITES_TOTAL.labels(write="configmap").inc()
-        self.cache.put("ConfigMap", result)
+            self.cache.drop(update.kind, update.namespace, update.name)
+            raise ConflictError(404, "NotFound", f"{update.kind} {update.name} vanished") from None
+        metrics.WRITES_TOTAL.labels(write=update.kind.lower()).inc()
+        self.cache.put(update.kind, result)
 
-    async def _reread_config_map(self, collection: str, update: ConfigMapUpdate) -> None:
+    async def _reread(self, kind: str, path: str, namespace: str, name: str) -> None:
         try:
-            self.cache.put("ConfigMap", await self.api.get(f"{collection}/{update.name}"))
+            self.cache.put(kind, await self.api.get(path))
         except NotFoundError:
-            self.cache.drop("ConfigMap", update.namespace, update.name)
+            self.cache.drop(kind, namespace, name)
 
     async def _update_status(self, update: StatusUpdate) -> None:
         patch = patches.diff(update.current, update.desired)
@@ -140,21 +135,14 @@ class Applier:
         try:
             result = await self.api.merge_patch(f"{path}/status", body)
         except ConflictError:
-            await self._reread(update.target)
+            target = update.target
+            await self._reread(target.kind, path, target.namespace, target.name)
             raise
         except NotFoundError:
             self.cache.drop(update.target.kind, update.target.namespace, update.target.name)
             raise
         metrics.WRITES_TOTAL.labels(write="status").inc()
         self.cache.put(update.target.kind, result)
-
-    async def _reread(self, target: ObjectRef) -> None:
-        try:
-            fresh = await self.api.get(object_path(target))
-        except NotFoundError:
-            self.cache.drop(target.kind, target.namespace, target.name)
-        else:
-            self.cache.put(target.kind, fresh)
 
     async def _post_event(self, event: EventIntent) -> None:
         """Post an Event; a failure is logged and counted, never fatal to the plan."""

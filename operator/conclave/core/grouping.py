@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from conclave.api import Member, ProcessGroup
 from conclave.core.conditions import Wanted
-from conclave.core.plans import EventIntent, MetricSample, ObjectRef
+from conclave.core.plans import EventIntent, MetricSample, ObjectRef, OwnedObject
 
 POPULATED = "Populated"
 
@@ -102,3 +104,104 @@ def plan(
 
 def _time(moment: datetime.datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+GROUP_LABEL = "conclave.dev/process-group"
+MANAGED_BY = "conclave.dev"
+MAX_LABEL = 63
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupIdentity:
+    """What naming a group's Service needs to know of every ProcessGroup in the namespace."""
+
+    name: str
+    scope: str
+    group: str
+    created: str
+
+
+def readable_name(scope: str, group: str) -> str:
+    """A DNS-1035 label from scope and group: lowercase, [a-z0-9-], starting with a letter."""
+    raw = group if scope == "default" else f"{scope}-{group}"
+    cleaned = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", raw.lower())).strip("-")
+    return cleaned if cleaned[:1].isalpha() else f"g-{cleaned}".rstrip("-")
+
+
+def service_names(groups: Sequence[GroupIdentity], foreign: frozenset[str]) -> dict[str, str]:
+    """The Service name of each ProcessGroup (by its object name).
+
+    The readable name when it is exact (nothing was replaced), fits 63 characters, and is
+    not already taken; otherwise the readable name shortened and suffixed with a hash of
+    (scope, group). Groups created earlier keep their claim; ``foreign`` Services (not
+    conclave's) are never reused.
+    """
+    taken = set(foreign)
+    names: dict[str, str] = {}
+    for identity in sorted(groups, key=lambda g: (g.created, g.name)):
+        readable = readable_name(identity.scope, identity.group)
+        exact = readable == (
+            identity.group if identity.scope == "default" else f"{identity.scope}-{identity.group}"
+        )
+        if not exact or len(readable) > MAX_LABEL or readable in taken:
+            digest = hashlib.sha256(f"{identity.scope}\0{identity.group}".encode()).hexdigest()[:6]
+            readable = f"{readable[: MAX_LABEL - 7].rstrip('-')}-{digest}"
+        taken.add(readable)
+        names[identity.name] = readable
+    return names
+
+
+Address = tuple[str, str | None, str | None]
+"""(ip, Kubernetes node, pod) of one published member."""
+
+
+def addresses(chosen: Sequence[Member]) -> tuple[Address, ...]:
+    return tuple(sorted((m.ip, m.node_name, m.pod) for m in chosen if m.ip))
+
+
+def publication(
+    owner: ObjectRef,
+    service: str,
+    chosen: Sequence[Member],
+    service_exists: bool,
+    published: tuple[Address, ...] | None,
+) -> list[OwnedObject]:
+    """The selector-less headless Service and conclave's EndpointSlice behind it, when they
+    are missing or differ (``published`` None: no slice yet)."""
+    labels = {GROUP_LABEL: owner.name}
+    wanted: list[OwnedObject] = []
+    if not service_exists:
+        spec = {"clusterIP": "None", "ports": [{"name": "epmd", "port": 4369, "protocol": "TCP"}]}
+        wanted.append(
+            OwnedObject(
+                "v1", "Service", "services", owner.namespace, service, owner, labels, {"spec": spec}, False
+            )
+        )
+    desired = addresses(chosen)
+    if published != desired:
+        endpoints = [
+            {
+                "addresses": [ip],
+                "conditions": {"ready": True},
+                **({"nodeName": node} if node else {}),
+                **({"targetRef": {"kind": "Pod", "name": pod, "namespace": owner.namespace}} if pod else {}),
+            }
+            for ip, node, pod in desired
+        ]
+        slice_labels = {
+            **labels,
+            "kubernetes.io/service-name": service,
+            "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
+        }
+        content = {
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{"name": "epmd", "port": 4369, "protocol": "TCP"}],
+        }
+        wanted.append(
+            OwnedObject(
+                "discovery.k8s.io/v1", "EndpointSlice", "endpointslices", owner.namespace, service, owner,
+                slice_labels, content, published is not None,
+            )
+        )  # fmt: skip
+    return wanted

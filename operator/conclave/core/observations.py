@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from conclave.api import ClusterTopology, ProcessGroup, Singleton
 from conclave.core.discovery import Endpoint, Resolution, ServiceState
-from conclave.core.grouping import PodFacts
+from conclave.core.grouping import Address, GroupIdentity, PodFacts
 from conclave.core.partitions import Debounced
 
 Resource = TypeVar("Resource", ClusterTopology, ProcessGroup, Singleton)
@@ -54,5 +54,11 @@ class Observation:
     """The debounce state the previous plan handed back; None after a restart."""
     pods: Mapping[str, PodFacts] = dataclasses.field(default_factory=dict)
     """The namespace's pods that are not being deleted, by name (for group selectors)."""
+    groups: tuple[GroupIdentity, ...] = ()
+    """Every ProcessGroup of the namespace, to name their Services without collisions."""
+    services: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    """The namespace's Services: name → the ProcessGroup that owns it (None: not conclave's)."""
+    group_slices: Mapping[str, tuple[Address, ...]] = dataclasses.field(default_factory=dict)
+    """conclave's EndpointSlices in the namespace: name → the addresses they publish."""
     members_config_map: Mapping[str, str] | None = None
     """The data of the <topology>-members ConfigMap; None when it does not exist."""

@@ -23,7 +23,7 @@ from conclave.api import (
 from conclave.core import conditions, discovery, grouping, partitioning
 from conclave.core.conditions import Wanted
 from conclave.core.observations import Observation, Observed, Resource
-from conclave.core.plans import ConfigMapUpdate, EventIntent, MetricSample, ObjectRef, Plan, StatusUpdate
+from conclave.core.plans import EventIntent, MetricSample, ObjectRef, OwnedObject, Plan, StatusUpdate
 
 READY = "Ready"
 DISCOVERED = "Discovered"
@@ -33,7 +33,7 @@ TOPOLOGY_FOUND = "TopologyFound"
 def plan(observation: Observation) -> Plan:
     updates: list[StatusUpdate] = []
     events: list[EventIntent] = []
-    config_maps: tuple[ConfigMapUpdate, ...] = ()
+    owned: tuple[OwnedObject, ...] = ()
     samples: tuple[MetricSample, ...] = ()
     requeue_after = None
     memory = None
@@ -42,18 +42,24 @@ def plan(observation: Observation) -> Plan:
         topology, counting = _topology_plan(observation, observation.topology)
         updates += topology.status_updates
         events += topology.events
-        config_maps, samples, requeue_after = topology.config_maps, topology.metrics, topology.requeue_after
+        owned, samples, requeue_after = topology.owned, topology.metrics, topology.requeue_after
         memory = topology.partition_memory
     dependents: list[Observed[Any]] = [*observation.process_groups, *observation.singletons]
+    service_names = grouping.service_names(
+        observation.groups, frozenset(name for name, owner in observation.services.items() if owner is None)
+    )
     for dependent in dependents:
-        update, dependent_events, dependent_samples = _dependent_update(observation, dependent, counting)
+        update, dependent_events, dependent_samples, dependent_owned = _dependent_update(
+            observation, dependent, counting, service_names
+        )
         updates.append(update)
         events += dependent_events
         samples += tuple(dependent_samples)
+        owned += tuple(dependent_owned)
     return Plan(
         status_updates=tuple(updates),
         events=tuple(events),
-        config_maps=config_maps,
+        owned=owned,
         metrics=samples,
         requeue_after=requeue_after,
         partition_memory=memory,
@@ -149,15 +155,18 @@ def _topology_plan(
     if outcome.ok is False and outcome.found is None and conditions.flipped(status.conditions, discovered):
         events.append(EventIntent(owner, "Warning", outcome.reason, "Discover", outcome.message))
     data = {"hosts": "".join(f"{name}\n" for name in counted), "hosts.json": json.dumps(counted)}
-    config_maps: tuple[ConfigMapUpdate, ...] = ()
+    owned: tuple[OwnedObject, ...] = ()
     if observation.members_config_map != data:
-        config_maps = (
-            ConfigMapUpdate(
+        owned = (
+            OwnedObject(
+                api_version="v1",
+                kind="ConfigMap",
+                plural="configmaps",
                 namespace=observation.namespace,
                 name=members_config_map_name(owner.name),
                 owner=owner,
                 labels={MEMBERS_LABEL: owner.name},
-                data=data,
+                content={"data": data},
                 exists=observation.members_config_map is not None,
             ),
         )
@@ -181,7 +190,7 @@ def _topology_plan(
         Plan(
             status_updates=(update,),
             events=tuple(events + split.events),
-            config_maps=config_maps,
+            owned=owned,
             metrics=tuple(samples),
             requeue_after=min(intervals, default=None),
             partition_memory=split.memory,
@@ -210,8 +219,11 @@ def _pod(member: Member) -> str:
 
 
 def _dependent_update(
-    observation: Observation, dependent: Observed[Any], counting: Sequence[Member] | None
-) -> tuple[StatusUpdate, list[EventIntent], list[MetricSample]]:
+    observation: Observation,
+    dependent: Observed[Any],
+    counting: Sequence[Member] | None,
+    service_names: Mapping[str, str],
+) -> tuple[StatusUpdate, list[EventIntent], list[MetricSample], list[OwnedObject]]:
     """``counting``: the topology's members that count; None when the topology is missing."""
     name = observation.topology_name
     if observation.topology is None:
@@ -228,17 +240,26 @@ def _dependent_update(
     wanted = [found]
     events: list[EventIntent] = []
     samples: list[MetricSample] = []
+    owned: list[OwnedObject] = []
     if isinstance(resource, Singleton) and not resource.status.phase:
         extra["phase"] = "Pending"
     if isinstance(resource, ProcessGroup):
         chosen = None if counting is None else grouping.members(resource, counting, observation.pods)
         group = grouping.plan(resource, ref(dependent), chosen, observation.now, observation.namespace)
         extra, wanted, events, samples = group.fields, [found, *group.conditions], group.events, group.metrics
+        service = service_names.get(resource.metadata.name)
+        if service is not None and chosen is not None:
+            extra = {**extra, "serviceName": service}
+            owner = ref(dependent)
+            exists = observation.services.get(service) == owner.name
+            owned = grouping.publication(
+                owner, service, chosen, exists, observation.group_slices.get(service)
+            )
     existing: Sequence[Condition] = resource.status.conditions
     if conditions.flipped(existing, found) and (found.status is False or existing):
         kind: Literal["Normal", "Warning"] = "Normal" if found.status else "Warning"
         events = [EventIntent(ref(dependent), kind, found.reason, "Reconcile", found.message), *events]
-    return _status_update(observation, dependent, wanted, extra), events, samples
+    return _status_update(observation, dependent, wanted, extra), events, samples, owned
 
 
 def _status_update(

@@ -39,15 +39,24 @@ class EventIntent:
 
 
 @dataclasses.dataclass(frozen=True)
-class ConfigMapUpdate:
-    """Make the ConfigMap ``name`` (owned by ``owner``) hold exactly ``data``."""
+class OwnedObject:
+    """Make an object that ``owner`` owns (so the garbage collector removes it with its
+    owner) hold ``content``: its top-level fields besides metadata, e.g. ``{"data": ...}``."""
 
+    api_version: str
+    kind: str
+    plural: str
     namespace: str
     name: str
     owner: ObjectRef
     labels: Mapping[str, str]
-    data: Mapping[str, str]
+    content: Mapping[str, Any]
     exists: bool
+
+    @property
+    def collection(self) -> str:
+        prefix = "/api" if "/" not in self.api_version else "/apis"
+        return f"{prefix}/{self.api_version}/namespaces/{self.namespace}/{self.plural}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +73,7 @@ class MetricSample:
 class Plan:
     status_updates: tuple[StatusUpdate, ...] = ()
     events: tuple[EventIntent, ...] = ()
-    config_maps: tuple[ConfigMapUpdate, ...] = ()
+    owned: tuple[OwnedObject, ...] = ()
     metrics: tuple[MetricSample, ...] = ()
     requeue_after: float | None = None
     """Look again after this many seconds even if nothing happens (a time-based decision)."""
