@@ -5,6 +5,12 @@ ConclaveError
 │   ├── BuildError                     Go missing, or a Go build failed
 │   ├── PodNetworkError                the network namespace could not be made or used
 │   └── StartupError                   a component exited or never turned ready
+├── ApiError                           the Kubernetes API said no, or could not be reached
+│   ├── ConflictError                  409: changed since read, or already exists
+│   ├── NotFoundError                  404
+│   └── ForbiddenError                 403: RBAC refused
+├── LeadershipLost                     this replica may no longer write
+└── DNSError                           a lookup failed; ``reason`` says how (NXDOMAIN, Timeout, ...)
 """
 
 from __future__ import annotations
