@@ -163,12 +163,15 @@ def pods_of(cache: Cache, namespace: str) -> dict[str, PodFacts]:
     }
 
 
-async def probe_members(cache: Cache, key: Key) -> dict[str, probing.View]:
-    """Ask the topology's counted members (as its status lists them) for their views."""
+def topology_of(cache: Cache, key: Key) -> ClusterTopology | None:
     body = cache.get(TOPOLOGY, key.namespace, key.topology)
-    if body is None:
+    return ClusterTopology.from_api(body) if body else None
+
+
+async def probe_members(topology: ClusterTopology | None) -> dict[str, probing.View]:
+    """Ask the topology's counted members (as its status lists them) for their views."""
+    if topology is None:
         return {}
-    topology = ClusterTopology.from_api(body)
     probe = topology.spec.probe
     if probe.type == "none" or probe.port is None:
         return {}
@@ -182,14 +185,13 @@ async def probe_members(cache: Cache, key: Key) -> dict[str, probing.View]:
 
 
 async def resolve(
-    cache: Cache, key: Key, domain: str, server: Callable[[], dnsclient.Server]
+    topology: ClusterTopology | None, domain: str, server: Callable[[], dnsclient.Server]
 ) -> Resolution | None:
     """Look up the name a DNS strategy polls; None for the other strategies."""
-    body = cache.get(TOPOLOGY, key.namespace, key.topology)
-    if body is None or body.get("spec", {}).get("strategy") not in ("KubernetesDNS", "DNSPoll"):
+    if topology is None or topology.spec.strategy not in ("KubernetesDNS", "DNSPoll"):
         return None
-    spec = ClusterTopology.from_api(body).spec
-    name = discovery.dns_name(spec, key.namespace, domain)
+    spec = topology.spec
+    name = discovery.dns_name(spec, topology.metadata.namespace, domain)
     timeout = min(2.0, durations.parse(spec.polling_interval).total_seconds())
     started = time.perf_counter()
     try:
@@ -211,8 +213,11 @@ WATCHED_BY_STRATEGY: dict[str, list[permissions.Check]] = {
 }
 
 
-async def refused(cache: Cache, key: Key, checker: permissions.Permissions) -> tuple[str, ...]:
+async def refused(
+    topology: ClusterTopology | None, checker: permissions.Permissions | None
+) -> tuple[str, ...]:
     """What RBAC refuses of the watches the topology's strategy relies on."""
-    body = cache.get(TOPOLOGY, key.namespace, key.topology)
-    checks = WATCHED_BY_STRATEGY.get((body or {}).get("spec", {}).get("strategy", ""), [])
-    return tuple(await checker.denied(key.namespace, checks)) if checks else ()
+    if topology is None or checker is None:
+        return ()
+    checks = WATCHED_BY_STRATEGY.get(topology.spec.strategy, [])
+    return tuple(await checker.denied(topology.metadata.namespace, checks)) if checks else ()

@@ -7,6 +7,7 @@ what the API shows, so a restart or a missed event loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from conclave import metrics, observing
@@ -42,9 +43,12 @@ class Reconciler:
         self._partition_memory: dict[Key, Debounced] = {}
 
     async def __call__(self, key: Key) -> Outcome:
-        probed = await observing.probe_members(self.cache, key)
-        resolution = await observing.resolve(self.cache, key, self.cluster_domain, self._nameserver)
-        refused = await observing.refused(self.cache, key, self.checker) if self.checker else ()
+        topology = observing.topology_of(self.cache, key)
+        probed, resolution, refused = await asyncio.gather(  # independent lookups, each with its timeout
+            observing.probe_members(topology),
+            observing.resolve(topology, self.cluster_domain, self._nameserver),
+            observing.refused(topology, self.checker),
+        )
         observation = observing.observe(
             self.cache,
             key,
