@@ -70,6 +70,14 @@ def test_the_dns_server_answers_like_coredns(
     assert eventually(lambda: lookup(cluster_dns, service) == ips)
 
 
+def test_a_headless_service_too_large_for_one_udp_answer_resolves_whole_over_tcp(
+    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, cluster_dns: ClusterDNS
+) -> None:
+    headless(api_client, namespace)
+    ips = pods(api_client, namespace, kubelet, 40)  # 40 A records: about 700 bytes, past UDP's 512
+    assert eventually(lambda: lookup(cluster_dns, f"chat.{namespace}.svc.cluster.local") == ips)
+
+
 def dns_topology(api_client: client.ApiClient, namespace: str, **spec: Any) -> None:
     create(
         api_client,

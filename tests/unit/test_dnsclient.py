@@ -9,7 +9,7 @@ from typing import Any
 
 import dnslib
 import pytest
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver, DNSHandler, DNSServer
 
 from conclave.adapters import dnsclient
 from conclave.errors import DNSError
@@ -26,10 +26,20 @@ class Scripted(BaseResolver):  # type: ignore[misc]
             raise dnslib.DNSError("dropped on purpose")  # dnslib's handler then sends nothing
         reply = request.reply()
         reply.header.rcode = self.rcode
-        if self.rcode == dnslib.RCODE.NOERROR and str(request.q.qname) == "chat.internal.":
-            for ip in ("10.0.0.2", "10.0.0.1", "10.0.0.2"):
+        if self.rcode == dnslib.RCODE.NOERROR and str(request.q.qname) in ANSWERS:
+            for ip in ANSWERS[str(request.q.qname)]:
                 reply.add_answer(dnslib.RR(request.q.qname, dnslib.QTYPE.A, rdata=dnslib.A(ip), ttl=0))
         return reply
+
+
+ANSWERS = {
+    "chat.internal.": ["10.0.0.2", "10.0.0.1", "10.0.0.2"],
+    "large.internal.": [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(100)],  # 1.6 kB: past 512 bytes
+}
+
+
+class Truncating(DNSHandler):  # type: ignore[misc]
+    udplen = 512
 
 
 class Quiet:
@@ -41,11 +51,15 @@ class Quiet:
 def server() -> Iterator[tuple[Scripted, tuple[str, int]]]:
     resolver = Scripted()
     address = ("127.0.0.1", free_port())
-    dns = DNSServer(resolver, address=address[0], port=address[1], logger=Quiet())
-    dns.start_thread()
+    servers = [
+        DNSServer(resolver, *address, tcp=tcp, logger=Quiet(), handler=Truncating) for tcp in (False, True)
+    ]
+    for server in servers:
+        server.start_thread()
     yield resolver, address
-    dns.stop()
-    dns.server.server_close()
+    for server in servers:
+        server.stop()
+        server.server.server_close()
 
 
 def resolve(name: str, address: tuple[str, int], timeout: float = 1.0) -> list[str]:
@@ -54,6 +68,10 @@ def resolve(name: str, address: tuple[str, int], timeout: float = 1.0) -> list[s
 
 def test_addresses_come_back_sorted_and_once(server: tuple[Scripted, tuple[str, int]]) -> None:
     assert resolve("chat.internal", server[1]) == ["10.0.0.1", "10.0.0.2"]
+
+
+def test_a_truncated_answer_is_asked_again_over_tcp(server: tuple[Scripted, tuple[str, int]]) -> None:
+    assert resolve("large.internal", server[1]) == sorted(ANSWERS["large.internal."])
 
 
 def test_an_empty_answer_is_no_addresses(server: tuple[Scripted, tuple[str, int]]) -> None:

@@ -1,6 +1,7 @@
 """A small asyncio DNS client for the DNS discovery strategies: one A query over UDP to a
-chosen nameserver, answered or failed within a timeout, never blocking the event loop
-(the resolver behind getaddrinfo would, and hides NXDOMAIN behind a generic error).
+chosen nameserver (again over TCP when the UDP answer is truncated), answered or failed
+within a timeout, never blocking the event loop (the resolver behind getaddrinfo would,
+and hides NXDOMAIN behind a generic error).
 
 It resolves; what the addresses mean is ``core.discovery``'s business.
 """
@@ -38,36 +39,65 @@ class _Reply(asyncio.DatagramProtocol):
 async def resolve_a(name: str, server: Server, timeout: float) -> list[str]:
     """The IPv4 addresses of ``name``, sorted; [] for an empty answer.
 
-    Raises DNSError with reason NXDOMAIN, ServerFailure, Refused, Timeout or Unreachable.
+    A truncated UDP answer is asked again over TCP: without EDNS a server fits only about
+    29 A records into 512 bytes, and CoreDNS (with ``loadbalance``, shuffling first) would
+    otherwise hand a large headless Service a different subset on every poll. ``timeout``
+    bounds both attempts together.
+
+    Raises DNSError with reason NXDOMAIN, ServerFailure, Refused, Timeout, Unreachable or
+    MalformedReply.
     """
     query = dnslib.DNSRecord.question(name, "A")
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[bytes] = loop.create_future()
     try:
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Reply(answer), remote_addr=server)
-    except OSError as error:
-        raise DNSError("Unreachable", f"cannot reach nameserver {server[0]}:{server[1]}: {error}") from None
-    try:
-        transport.sendto(query.pack())
         async with asyncio.timeout(timeout):
-            data = await answer
+            reply = _parse(name, query, await _over_udp(query, server))
+            if reply.header.tc:
+                reply = _parse(name, query, await _over_tcp(query, server))
     except TimeoutError:
         raise DNSError("Timeout", f"no answer from {server[0]}:{server[1]} within {timeout}s") from None
     except OSError as error:
         raise DNSError("Unreachable", f"nameserver {server[0]}:{server[1]}: {error}") from None
+    rcode = reply.header.rcode
+    if rcode != dnslib.RCODE.NOERROR:
+        reason = _RCODES.get(rcode, f"Rcode{rcode}")
+        raise DNSError(reason, f"{name}: {reason}")
+    return sorted({str(record.rdata) for record in reply.rr if record.rtype == dnslib.QTYPE.A})
+
+
+async def _over_udp(query: dnslib.DNSRecord, server: Server) -> bytes:
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[bytes] = loop.create_future()
+    transport, _ = await loop.create_datagram_endpoint(lambda: _Reply(answer), remote_addr=server)
+    try:
+        transport.sendto(query.pack())
+        return await answer
     finally:
         transport.close()
+
+
+async def _over_tcp(query: dnslib.DNSRecord, server: Server) -> bytes:
+    """RFC 1035 4.2.2: each message is preceded by its length in two bytes."""
+    reader, writer = await asyncio.open_connection(*server)
+    try:
+        packet = query.pack()
+        writer.write(len(packet).to_bytes(2, "big") + packet)
+        await writer.drain()
+        length = int.from_bytes(await reader.readexactly(2), "big")
+        return await reader.readexactly(length)
+    except asyncio.IncompleteReadError:
+        raise DNSError("MalformedReply", f"{server[0]}:{server[1]} closed mid-answer") from None
+    finally:
+        writer.close()
+
+
+def _parse(name: str, query: dnslib.DNSRecord, data: bytes) -> dnslib.DNSRecord:
     try:
         reply = dnslib.DNSRecord.parse(data)
     except dnslib.DNSError as error:
         raise DNSError("MalformedReply", f"unreadable answer for {name}: {error}") from None
     if reply.header.id != query.header.id:
         raise DNSError("MalformedReply", f"the answer for {name} answers another query")
-    rcode = reply.header.rcode
-    if rcode != dnslib.RCODE.NOERROR:
-        reason = _RCODES.get(rcode, f"Rcode{rcode}")
-        raise DNSError(reason, f"{name}: {reason}")
-    return sorted({str(record.rdata) for record in reply.rr if record.rtype == dnslib.QTYPE.A})
+    return reply
 
 
 def system_nameserver(resolv_conf: Path = Path("/etc/resolv.conf")) -> Server:

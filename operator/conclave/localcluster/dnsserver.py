@@ -13,7 +13,10 @@ Records, with the cluster domain (``cluster.local`` by default):
 - names a test registers (``set_records``), for DNSPoll.
 
 Every answer reads the API at query time (no cache, TTL 0), so a lookup always reflects
-the EndpointSlices as they are. It listens on 127.0.0.1 only.
+the EndpointSlices as they are. It listens on 127.0.0.1 only, on UDP and TCP at the same
+port, and like CoreDNS answering a client without EDNS it truncates UDP answers past 512
+bytes (setting TC), so that clients must retry over TCP here as they must in a cluster
+(dnslib drops every record of a truncated answer; CoreDNS keeps those that fit).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import threading
 from typing import Any, Literal
 
 import dnslib
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver, DNSHandler, DNSServer
 from kubernetes import client
 
 from conclave.localcluster.clusters import free_port
@@ -40,15 +43,20 @@ class ClusterDNS(BaseResolver):  # type: ignore[misc]
         self._records: dict[str, list[str]] = {}
         self._failure: Failure | None = None
         self._lock = threading.Lock()
-        self._server = DNSServer(self, address=self.address[0], port=self.address[1], logger=_Quiet())
+        self._servers = [
+            DNSServer(self, *self.address, tcp=tcp, logger=_Quiet(), handler=_Truncating)
+            for tcp in (False, True)
+        ]
 
     def start(self) -> ClusterDNS:
-        self._server.start_thread()
+        for server in self._servers:
+            server.start_thread()
         return self
 
     def stop(self) -> None:
-        self._server.stop()
-        self._server.server.server_close()
+        for server in self._servers:
+            server.stop()
+            server.server.server_close()
 
     def __enter__(self) -> ClusterDNS:
         return self.start()
@@ -127,6 +135,10 @@ def _pod_address(dashed: str) -> list[str] | None:
         return [str(ipaddress.IPv4Address(dashed.replace("-", ".")))]
     except ValueError:
         return None
+
+
+class _Truncating(DNSHandler):  # type: ignore[misc]
+    udplen = 512  # RFC 1035's UDP limit, which CoreDNS keeps to for a client without EDNS
 
 
 class _Quiet:
