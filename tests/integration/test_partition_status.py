@@ -93,14 +93,14 @@ def test_a_three_two_split_is_declared_with_its_majority_and_heals(
 ) -> None:
     sim, names = cluster_of(5)
     healthy = partition_of(api_client, namespace)
-    assert (healthy["components"], healthy["majority"]) == ([names], names)
+    assert (healthy["components"], healthy["majority"]) == ([sorted(names)], sorted(names))
 
     sim.partition([names[:3], names[3:]])
     started = time.monotonic()
     split = eventually(lambda: (p := partition_of(api_client, namespace)).get("state") == "Partitioned" and p)
     assert time.monotonic() - started < STABLE_AFTER + 2 * 0.5 + 1.0  # plus the time to write and read it
-    assert split["components"] == [names[:3], names[3:]]
-    assert split["majority"] == names[:3]
+    assert split["components"] == [sorted(names[:3]), sorted(names[3:])]  # names sort as text in status
+    assert split["majority"] == sorted(names[:3])
     body = read(api_client, namespace, "clustertopologies", "chat")
     assert condition(body, "Partitioned")["reason"] == "Split"  # type: ignore[index]
     assert condition(body, "Quorum")["status"] == "True"  # type: ignore[index]
@@ -128,7 +128,7 @@ def test_an_even_split(
     sim, names = cluster_of(4, tieBreaker=tie_breaker)
     sim.partition([names[:2], names[2:]])
     split = eventually(lambda: (p := partition_of(api_client, namespace)).get("state") == "Partitioned" and p)
-    assert split["majority"] == [names[i] for i in majority]
+    assert split["majority"] == sorted(names[i] for i in majority)
     quorum = condition(read(api_client, namespace, "clustertopologies", "chat"), "Quorum")
     assert quorum["status"] == ("True" if majority else "False")  # type: ignore[index]
     if not majority:
@@ -143,9 +143,9 @@ def test_a_lost_link_is_degraded_with_the_missing_link_and_a_majority_of_four(
     sim, names = cluster_of(5)
     sim.cut(names[0], names[1])
     degraded = eventually(lambda: (p := partition_of(api_client, namespace)).get("state") == "Degraded" and p)
-    assert degraded["missingLinks"] == [[names[0], names[1]]]
+    assert degraded["missingLinks"] == [sorted(names[:2])]
     assert len(degraded["majority"]) == 4
-    assert names[2:] == [n for n in degraded["majority"] if n not in names[:2]]
+    assert set(names[2:]) <= set(degraded["majority"])
 
 
 def test_a_flap_shorter_than_stable_after_changes_nothing(
