@@ -15,8 +15,11 @@ JSON = dict[str, Any]
 
 
 class Cache:
+    """Objects by kind, then namespace, then name: a supervisor reads one namespace at a
+    time, so it never walks (or sorts) the whole cluster's pods."""
+
     def __init__(self) -> None:
-        self._objects: dict[str, dict[tuple[str, str], JSON]] = {}
+        self._objects: dict[str, dict[str, dict[str, JSON]]] = {}
 
     def put(self, kind: str, body: Mapping[str, Any]) -> None:
         """Remember the latest ``body``; a stale copy only costs a 409 and a re-read later.
@@ -24,16 +27,17 @@ class Cache:
         resourceVersion is opaque, so the cache never orders copies by it.
         """
         metadata = body["metadata"]
-        key = (metadata.get("namespace", ""), metadata["name"])
-        self._objects.setdefault(kind, {})[key] = copy.deepcopy(dict(body))
+        namespace = self._objects.setdefault(kind, {}).setdefault(metadata.get("namespace", ""), {})
+        namespace[metadata["name"]] = copy.deepcopy(dict(body))
 
     def drop(self, kind: str, namespace: str, name: str) -> None:
-        self._objects.get(kind, {}).pop((namespace, name), None)
+        self._objects.get(kind, {}).get(namespace, {}).pop(name, None)
 
     def get(self, kind: str, namespace: str, name: str) -> JSON | None:
-        return self._objects.get(kind, {}).get((namespace, name))
+        return self._objects.get(kind, {}).get(namespace, {}).get(name)
 
     def in_namespace(self, kind: str, namespace: str) -> Iterator[JSON]:
-        for (object_namespace, _), body in sorted(self._objects.get(kind, {}).items()):
-            if object_namespace == namespace:
-                yield body
+        """The namespace's objects of ``kind``, by name."""
+        objects = self._objects.get(kind, {}).get(namespace, {})
+        for name in sorted(objects):
+            yield objects[name]
