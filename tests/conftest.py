@@ -26,8 +26,10 @@ from conclave.localcluster import LocalCluster, PodNetwork
 from conclave.localcluster.clusters import free_port
 from conclave.localcluster.kubelet import FakeKubelet
 
-TEST_CLUSTER = "pytest"
-TEST_POD_CIDR = "10.245.0.0/16"
+# Two test sessions on one machine must not share a cluster (one's teardown would stop the
+# other's): give a second session its own name and pod network through these variables.
+TEST_CLUSTER = os.environ.get("CONCLAVE_TEST_CLUSTER", "pytest")
+TEST_POD_CIDR = os.environ.get("CONCLAVE_TEST_POD_CIDR", "10.245.0.0/16")
 AUDIT_POLICY = Path(__file__).parent / "audit-policy.yaml"
 
 

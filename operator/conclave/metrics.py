@@ -111,6 +111,31 @@ PROBE_FAILURES = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+SINGLETONS = Gauge(
+    "conclave_singletons",
+    "Singletons that name this topology.",
+    ["namespace", "topology"],
+    registry=REGISTRY,
+)
+SINGLETON_PLACED = Gauge(
+    "conclave_singleton_placed",
+    "Singletons that have an owner (phase Placed); conclave_singletons minus this is unplaced.",
+    ["namespace", "topology"],
+    registry=REGISTRY,
+)
+SINGLETON_OWNER_CHANGES = Counter(
+    "conclave_singleton_owner_changes",
+    "Ownership writes: grants and revocations, by reason (Placed, OwnerGone, Released, NotReady, ...).",
+    ["namespace", "topology", "reason"],
+    registry=REGISTRY,
+)
+SINGLETON_FAILOVER_SECONDS = Histogram(
+    "conclave_singleton_failover_seconds",
+    "Time from the owner becoming ineligible, as the operator saw it in the API, to the next grant.",
+    ["namespace", "topology"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0),
+    registry=REGISTRY,
+)
 WRITES_TOTAL = Counter(
     "conclave_api_writes",
     "Writes the applier sent, by kind of write.",
@@ -119,7 +144,7 @@ WRITES_TOTAL = Counter(
 )
 
 
-BY_NAME: dict[str, Gauge | Counter] = {
+BY_NAME: dict[str, Gauge | Counter | Histogram] = {
     "conclave_topology_members": TOPOLOGY_MEMBERS,
     "conclave_member_changes": MEMBER_CHANGES,
     "conclave_topology_partitioned": TOPOLOGY_PARTITIONED,
@@ -127,6 +152,10 @@ BY_NAME: dict[str, Gauge | Counter] = {
     "conclave_topology_quorum": TOPOLOGY_QUORUM,
     "conclave_process_group_members": PROCESS_GROUP_MEMBERS,
     "conclave_process_group_changes": PROCESS_GROUP_CHANGES,
+    "conclave_singletons": SINGLETONS,
+    "conclave_singleton_placed": SINGLETON_PLACED,
+    "conclave_singleton_owner_changes": SINGLETON_OWNER_CHANGES,
+    "conclave_singleton_failover_seconds": SINGLETON_FAILOVER_SECONDS,
 }
 """The metrics a Plan may name (core names metrics; it never touches them)."""
 
@@ -136,6 +165,6 @@ def forget_topology(namespace: str, topology: str) -> None:
     for ready in ("true", "false"):
         with contextlib.suppress(KeyError):  # never set
             TOPOLOGY_MEMBERS.remove(namespace, topology, ready)
-    for gauge in (TOPOLOGY_PARTITIONED, TOPOLOGY_COMPONENTS, TOPOLOGY_QUORUM):
+    for gauge in (TOPOLOGY_PARTITIONED, TOPOLOGY_COMPONENTS, TOPOLOGY_QUORUM, SINGLETONS, SINGLETON_PLACED):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, topology)
