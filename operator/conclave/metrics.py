@@ -80,6 +80,12 @@ PROCESS_GROUP_MEMBERS = Gauge(
     ["namespace", "scope", "group"],
     registry=REGISTRY,
 )
+PROCESS_GROUP_MIN_MEMBERS = Gauge(
+    "conclave_process_group_min_members",
+    "A process group's spec.minMembers, so alerts can compare its size with it.",
+    ["namespace", "scope", "group"],
+    registry=REGISTRY,
+)
 PROCESS_GROUP_CHANGES = Counter(
     "conclave_process_group_changes",
     "Members that joined or left any process group.",
@@ -151,6 +157,7 @@ BY_NAME: dict[str, Gauge | Counter | Histogram] = {
     "conclave_topology_components": TOPOLOGY_COMPONENTS,
     "conclave_topology_quorum": TOPOLOGY_QUORUM,
     "conclave_process_group_members": PROCESS_GROUP_MEMBERS,
+    "conclave_process_group_min_members": PROCESS_GROUP_MIN_MEMBERS,
     "conclave_process_group_changes": PROCESS_GROUP_CHANGES,
     "conclave_singletons": SINGLETONS,
     "conclave_singleton_placed": SINGLETON_PLACED,

@@ -95,7 +95,10 @@ def plan(
     if populated.status is False and (previous is None or previous.reason != populated.reason):
         reason = "GroupEmpty" if not names else "GroupBelowMinimum"
         events.append(EventIntent(owner, "Warning", reason, "Group", populated.message))
-    samples = [MetricSample("conclave_process_group_members", labels, float(len(names)))]
+    samples = [
+        MetricSample("conclave_process_group_members", labels, float(len(names))),
+        MetricSample("conclave_process_group_min_members", labels, float(minimum)),
+    ]
     if joined or left:
         changes = float(len(joined) + len(left))
         samples.append(MetricSample("conclave_process_group_changes", {}, changes, "inc"))
