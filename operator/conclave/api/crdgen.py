@@ -197,3 +197,33 @@ def file_name(definition: Mapping[str, Any]) -> str:
 
 def render(definition: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(definition), sort_keys=False, width=110)
+
+
+def chart_template(definition: Mapping[str, Any]) -> str:
+    """The CRD as a Helm template: behind ``crds.enabled``, kept on uninstall by ``crds.keep``.
+
+    The chart installs CRDs from templates/, not crds/, because Helm never upgrades what
+    sits in crds/ (cert-manager's layout). Only the metadata is templated; the spec is the
+    same rendering as ``crds/``, so the two copies cannot drift apart.
+    """
+    spec = render({"spec": definition["spec"]})
+    if "{{" in spec:
+        raise ValueError(
+            f"{definition['metadata']['name']}: '{{{{' in the schema would be read as a template"
+        )
+    header = "\n".join(
+        [
+            "{{- if .Values.crds.enabled }}",
+            f"apiVersion: {definition['apiVersion']}",
+            f"kind: {definition['kind']}",
+            "metadata:",
+            f"  name: {definition['metadata']['name']}",
+            "  labels:",
+            '    {{- include "conclave.labels" . | nindent 4 }}',
+            "  {{- if .Values.crds.keep }}",
+            "  annotations:",
+            "    helm.sh/resource-policy: keep",
+            "  {{- end }}",
+        ]
+    )
+    return f"{header}\n{spec}{{{{- end }}}}\n"
