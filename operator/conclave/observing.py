@@ -12,16 +12,17 @@ from conclave import metrics
 from conclave.adapters import dnsclient, permissions, probing
 from conclave.api import ClusterTopology, ProcessGroup, Singleton, durations
 from conclave.cache import Cache
-from conclave.core import discovery, grouping, planning
+from conclave.core import discovery, grouping, ownership, planning
 from conclave.core.discovery import Endpoint, Resolution, ServiceState
 from conclave.core.grouping import Address, GroupIdentity, PodFacts
 from conclave.core.observations import Observation, Observed, Resource
+from conclave.core.ownership import LeaseState, Memory
 from conclave.core.partitions import Debounced
 from conclave.errors import DNSError
 from conclave.supervising import Key
 
 TOPOLOGY, PROCESS_GROUP, SINGLETON = "ClusterTopology", "ProcessGroup", "Singleton"
-SERVICE, ENDPOINT_SLICE, POD, CONFIG_MAP = "Service", "EndpointSlice", "Pod", "ConfigMap"
+SERVICE, ENDPOINT_SLICE, POD, CONFIG_MAP, LEASE = "Service", "EndpointSlice", "Pod", "ConfigMap", "Lease"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
@@ -82,6 +83,8 @@ def observe(
     partition_memory: Debounced | None = None,
     resolution: Resolution | None = None,
     forbidden: tuple[str, ...] = (),
+    clock: float = 0.0,
+    singleton_memory: Mapping[str, Memory] | None = None,
 ) -> Observation:
     topology = cache.get(TOPOLOGY, key.namespace, key.topology)
 
@@ -131,6 +134,11 @@ def observe(
             for body in cache.in_namespace(SERVICE, key.namespace)
         },
         group_slices=group_slices(cache, key.namespace),
+        clock=clock,
+        leases={
+            body["metadata"]["name"]: lease_state(body) for body in cache.in_namespace(LEASE, key.namespace)
+        },
+        singleton_memory=singleton_memory or {},
     )
 
 
@@ -152,15 +160,39 @@ def group_slices(cache: Cache, namespace: str) -> dict[str, tuple[Address, ...]]
 
 
 def pods_of(cache: Cache, namespace: str) -> dict[str, PodFacts]:
-    return {
-        pod["metadata"]["name"]: PodFacts(
-            name=pod["metadata"]["name"],
-            labels=pod["metadata"].get("labels") or {},
-            ip=pod.get("status", {}).get("podIP"),
-        )
-        for pod in cache.in_namespace(POD, namespace)
-        if not pod["metadata"].get("deletionTimestamp")
-    }
+    return {pod["metadata"]["name"]: pod_facts(pod) for pod in cache.in_namespace(POD, namespace)}
+
+
+def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
+    metadata, status = pod["metadata"], pod.get("status") or {}
+    conditions = status.get("conditions") or []
+    return PodFacts(
+        name=metadata["name"],
+        labels=metadata.get("labels") or {},
+        ip=status.get("podIP"),
+        uid=metadata.get("uid", ""),
+        phase=status.get("phase", ""),
+        ready=any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions),
+        deleting=bool(metadata.get("deletionTimestamp")),
+        annotations=metadata.get("annotations") or {},
+    )
+
+
+def lease_state(lease: Mapping[str, Any]) -> LeaseState:
+    metadata, spec = lease["metadata"], lease.get("spec") or {}
+    annotations = metadata.get("annotations") or {}
+    controller = next((r for r in metadata.get("ownerReferences") or [] if r.get("controller")), None)
+    return LeaseState(
+        resource_version=metadata["resourceVersion"],
+        controller_uid=controller.get("uid") if controller else None,
+        holder=spec.get("holderIdentity") or None,
+        epoch=int(spec.get("leaseTransitions") or 0),
+        duration_seconds=spec.get("leaseDurationSeconds"),
+        last_owner=annotations.get(ownership.OWNER_ANNOTATION),
+        last_owner_pod=annotations.get(ownership.OWNER_POD_ANNOTATION),
+        last_owner_pod_uid=annotations.get(ownership.OWNER_POD_UID_ANNOTATION),
+        reason=annotations.get(ownership.REASON_ANNOTATION),
+    )
 
 
 def topology_of(cache: Cache, key: Key) -> ClusterTopology | None:

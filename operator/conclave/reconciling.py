@@ -1,20 +1,23 @@
 """One supervisor iteration: observe (from the cache) → plan (pure) → apply.
 
-Nothing is remembered between iterations except the previous iteration's write
-failures, which the next plan turns into a condition: every decision is recomputed from
-what the API shows, so a restart or a missed event loses nothing.
+Every decision is recomputed from what the API shows, so a restart or a missed event
+loses nothing. Between iterations only three things are remembered, each safe to lose:
+the previous iteration's write failures (the next plan turns them into a condition), the
+partition debounce (re-seeded from status) and each singleton's clock readings (a lost
+one makes a pending grant wait its full lease duration afresh).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 
 from conclave import metrics, observing
 from conclave.adapters import dnsclient, permissions
 from conclave.adapters.applying import Applier
 from conclave.cache import Cache
-from conclave.core import planning
+from conclave.core import ownership, planning
 from conclave.core.partitions import Debounced
 from conclave.supervising import Key, Outcome
 
@@ -41,6 +44,7 @@ class Reconciler:
         self.checker = checker
         self._failures: dict[Key, tuple[str, ...]] = {}
         self._partition_memory: dict[Key, Debounced] = {}
+        self._singleton_memory: dict[Key, Mapping[str, ownership.Memory]] = {}
 
     async def __call__(self, key: Key) -> Outcome:
         topology = observing.topology_of(self.cache, key)
@@ -59,11 +63,15 @@ class Reconciler:
             self._partition_memory.get(key),
             resolution,
             refused,
+            time.monotonic(),
+            self._singleton_memory.get(key),
         )
         plan = planning.plan(observation)
         if plan.partition_memory is not None:
             self._partition_memory[key] = plan.partition_memory
         failures = await self.applier.apply(plan)
+        applied = time.monotonic()  # a revocation this plan wrote is committed by now
+        self._singleton_memory[key] = {uid: m.stamped(applied) for uid, m in plan.singleton_memory.items()}
         if failures:
             self._failures[key] = tuple(f"{f.target.kind} {f.target.name}: {f.error}" for f in failures)
         else:
@@ -72,6 +80,7 @@ class Reconciler:
             metrics.forget_topology(key.namespace, key.topology)
             self._partition_memory.pop(key, None)
             if not observation.process_groups and not observation.singletons:
+                self._singleton_memory.pop(key, None)
                 self._failures.pop(key, None)
                 return Outcome(finished=True)
         retry = FAILURE_RETRY_SECONDS if failures else self.resync_seconds

@@ -11,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conclave.api import ClusterTopology, ProcessGroup, Singleton
-from conclave.core import patches, planning
+from conclave.core import ownership, patches, planning
 from conclave.core.observations import Observation, Observed, Resource
+from conclave.core.ownership import LeaseState
+from conclave.core.plans import OwnedObject
 
 NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
 
@@ -170,9 +172,36 @@ def test_dependents_of_a_missing_topology_are_told_and_warned_once() -> None:
     ]
 
 
+def lease_written(owned: OwnedObject, previous: LeaseState | None) -> LeaseState:
+    """The Lease as the API holds it after the applier's write."""
+    spec = owned.content["spec"]
+    annotations = {
+        ownership.OWNER_ANNOTATION: previous.last_owner if previous else None,
+        ownership.OWNER_POD_ANNOTATION: previous.last_owner_pod if previous else None,
+        ownership.OWNER_POD_UID_ANNOTATION: previous.last_owner_pod_uid if previous else None,
+        **owned.annotations,
+    }
+    return LeaseState(
+        resource_version=str(int(previous.resource_version) + 1 if previous else 1),
+        controller_uid=owned.owner.uid,
+        holder=spec.get("holderIdentity"),
+        epoch=spec["leaseTransitions"],
+        duration_seconds=spec.get("leaseDurationSeconds", previous.duration_seconds if previous else None),
+        last_owner=annotations[ownership.OWNER_ANNOTATION],
+        last_owner_pod=annotations[ownership.OWNER_POD_ANNOTATION],
+        last_owner_pod_uid=annotations[ownership.OWNER_POD_UID_ANNOTATION],
+        reason=annotations[ownership.REASON_ANNOTATION],
+    )
+
+
 def replanned(first: Observation, later: datetime.datetime) -> Any:
-    """Plan again on what the first plan wrote, at a later moment."""
-    statuses = published(planning.plan(first))
+    """Plan again on what the first plan wrote (statuses and Leases), at a later moment."""
+    plan = planning.plan(first)
+    statuses = published(plan)
+    leases = dict(first.leases)
+    for owned in plan.owned:
+        if owned.kind == "Lease":
+            leases[owned.name] = lease_written(owned, leases.get(owned.name))
 
     def advanced(item: Any) -> Any:
         model = type(item.resource)
@@ -187,6 +216,8 @@ def replanned(first: Observation, later: datetime.datetime) -> Any:
             topology=advanced(first.topology) if first.topology else None,
             process_groups=tuple(advanced(g) for g in first.process_groups),
             singletons=tuple(advanced(s) for s in first.singletons),
+            leases=leases,
+            singleton_memory={uid: m.stamped(first.clock) for uid, m in plan.singleton_memory.items()},
         )
     )
 
@@ -207,3 +238,4 @@ def test_deciding_again_on_the_result_changes_nothing(
         again.status_updates
     )
     assert again.events == ()
+    assert [o.name for o in again.owned if o.kind == "Lease"] == []  # never renewed

@@ -21,7 +21,7 @@ from conclave.adapters.apiclient import ApiClient
 from conclave.api import GROUP, VERSION
 from conclave.cache import Cache
 from conclave.core import patches
-from conclave.core.plans import EventIntent, ObjectRef, OwnedObject, Plan, StatusUpdate
+from conclave.core.plans import EventIntent, ObjectRef, OwnedObject, Plan, PodAnnotations, StatusUpdate
 from conclave.electing import micro_time
 from conclave.errors import ApiError, ConflictError, NotFoundError
 
@@ -50,9 +50,24 @@ class Applier:
         self.identity = identity
 
     async def apply(self, plan: Plan) -> list[WriteFailure]:
-        """Carry out the plan. Raises ConflictError (after a re-read) and LeadershipLost."""
+        """Carry out the plan. Raises ConflictError (after a re-read) and LeadershipLost.
+
+        Owned objects go first: a status mirrors its Lease, so a status whose owned write
+        failed is not written (it would describe what did not happen).
+        """
         failures: list[WriteFailure] = []
+        for owned in plan.owned:
+            try:
+                await self._write_owned(owned)
+            except ConflictError:
+                raise
+            except ApiError as error:
+                logger.warning("Failed to write %s %s: %s", owned.kind, owned.name, error)
+                failures.append(WriteFailure(owned.owner, error))
+        failed = {failure.target for failure in failures}
         for update in plan.status_updates:
+            if update.target in failed:
+                continue
             try:
                 await self._update_status(update)
             except ConflictError:
@@ -64,24 +79,38 @@ class Applier:
                     "Failed to update the status of %s %s: %s", update.target.kind, update.target.name, error
                 )
                 failures.append(WriteFailure(update.target, error))
-        for owned in plan.owned:
-            try:
-                await self._write_owned(owned)
-            except ConflictError:
-                raise
-            except ApiError as error:
-                logger.warning("Failed to write %s %s: %s", owned.kind, owned.name, error)
-                failures.append(WriteFailure(owned.owner, error))
+        for pod in plan.pod_annotations:
+            await self._annotate_pod(pod)
         for event in plan.events:
             await self._post_event(event)
         for sample in plan.metrics:
             family = metrics.BY_NAME[sample.metric]
             metric = family.labels(**sample.labels) if sample.labels else family
             if sample.mode == "inc":
-                metric.inc(sample.value)
+                metric.inc(sample.value)  # type: ignore[union-attr]
+            elif sample.mode == "observe":
+                metric.observe(sample.value)  # type: ignore[union-attr]
             else:
                 metric.set(sample.value)  # type: ignore[union-attr]
         return failures
+
+    async def _annotate_pod(self, update: PodAnnotations) -> None:
+        """Mirror ownership on a pod; the uid makes a same-named successor refuse it (409).
+
+        Best effort, like events: the Lease is the truth, and the next plan retries.
+        """
+        self.guard()
+        path = f"/api/v1/namespaces/{update.namespace}/pods/{update.name}"
+        patch = {"metadata": {"uid": update.uid, "annotations": dict(update.annotations)}}
+        try:
+            result = await self.api.merge_patch(path, patch)
+        except NotFoundError:
+            self.cache.drop("Pod", update.namespace, update.name)
+        except ApiError as error:
+            logger.warning("Failed to annotate pod %s: %s", update.name, error)
+        else:
+            metrics.WRITES_TOTAL.labels(write="pod").inc()
+            self.cache.put("Pod", result)
 
     async def _write_owned(self, update: OwnedObject) -> None:
         """Create the object, or merge its content in; a 409 means the cache was behind."""
@@ -95,19 +124,24 @@ class Applier:
             "controller": True,
             "blockOwnerDeletion": False,
         }
-        metadata = {
+        metadata: dict[str, object] = {
             "name": update.name,
             "namespace": update.namespace,
             "labels": dict(update.labels),
             "ownerReferences": [reference],
         }
+        if update.annotations:
+            metadata["annotations"] = dict(update.annotations)
         body = {"apiVersion": update.api_version, "kind": update.kind, "metadata": metadata, **update.content}
         path = f"{update.collection}/{update.name}"
         try:
             if update.exists:
-                result = await self.api.merge_patch(
-                    path, {"metadata": {"labels": dict(update.labels)}, **update.content}
-                )
+                changes: dict[str, object] = {"labels": dict(update.labels)}
+                if update.annotations:
+                    changes["annotations"] = dict(update.annotations)
+                if update.resource_version is not None:
+                    changes["resourceVersion"] = update.resource_version
+                result = await self.api.merge_patch(path, {"metadata": changes, **update.content})
             else:
                 result = await self.api.create(update.collection, body)
         except ConflictError:  # it exists after all: learn it, decide again

@@ -25,11 +25,16 @@ POPULATED = "Populated"
 
 @dataclasses.dataclass(frozen=True)
 class PodFacts:
-    """What grouping needs of a pod: its labels, to match the selector."""
+    """What planning needs of a pod: labels for selectors; the rest for singleton owners."""
 
     name: str
     labels: Mapping[str, str]
     ip: str | None = None
+    uid: str = ""
+    phase: str = ""
+    ready: bool = False
+    deleting: bool = False
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from conclave.api import ClusterTopology, ProcessGroup, Singleton
 from conclave.core.discovery import Endpoint, Resolution, ServiceState
 from conclave.core.grouping import Address, GroupIdentity, PodFacts
+from conclave.core.ownership import LeaseState, Memory
 from conclave.core.partitions import Debounced
 
 Resource = TypeVar("Resource", ClusterTopology, ProcessGroup, Singleton)
@@ -53,7 +54,7 @@ class Observation:
     partition_memory: Debounced | None = None
     """The debounce state the previous plan handed back; None after a restart."""
     pods: Mapping[str, PodFacts] = dataclasses.field(default_factory=dict)
-    """The namespace's pods that are not being deleted, by name (for group selectors)."""
+    """The namespace's pods by name, terminating ones included (marked ``deleting``)."""
     groups: tuple[GroupIdentity, ...] = ()
     """Every ProcessGroup of the namespace, to name their Services without collisions."""
     services: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
@@ -62,3 +63,10 @@ class Observation:
     """conclave's EndpointSlices in the namespace: name → the addresses they publish."""
     members_config_map: Mapping[str, str] | None = None
     """The data of the <topology>-members ConfigMap; None when it does not exist."""
+    clock: float = 0.0
+    """The operator's monotonic clock at observation: lease waits are measured on it, never
+    on a timestamp written by someone else."""
+    leases: Mapping[str, LeaseState] = dataclasses.field(default_factory=dict)
+    """The namespace's singleton Leases (labelled by conclave), by name."""
+    singleton_memory: Mapping[str, Memory] = dataclasses.field(default_factory=dict)
+    """What this process remembers of each singleton (by uid); empty after a restart."""

@@ -7,6 +7,7 @@ supervisor can run as often as it likes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -17,13 +18,22 @@ from conclave.api import (
     Condition,
     Member,
     ProcessGroup,
-    Singleton,
     durations,
 )
-from conclave.core import conditions, discovery, grouping, partitioning
+from conclave.core import conditions, discovery, grouping, ownership, partitioning, placement
 from conclave.core.conditions import Wanted
+from conclave.core.grouping import PodFacts
 from conclave.core.observations import Observation, Observed, Resource
-from conclave.core.plans import EventIntent, MetricSample, ObjectRef, OwnedObject, Plan, StatusUpdate
+from conclave.core.partitions import Verdict
+from conclave.core.plans import (
+    EventIntent,
+    MetricSample,
+    ObjectRef,
+    OwnedObject,
+    Plan,
+    PodAnnotations,
+    StatusUpdate,
+)
 
 READY = "Ready"
 DISCOVERED = "Discovered"
@@ -35,35 +45,49 @@ def plan(observation: Observation) -> Plan:
     events: list[EventIntent] = []
     owned: tuple[OwnedObject, ...] = ()
     samples: tuple[MetricSample, ...] = ()
-    requeue_after = None
+    waits: list[float] = []
     memory = None
-    counting: list[Member] | None = None
+    view: TopologyView | None = None
     if observation.topology is not None:
-        topology, counting = _topology_plan(observation, observation.topology)
+        topology, view = _topology_plan(observation, observation.topology)
         updates += topology.status_updates
         events += topology.events
-        owned, samples, requeue_after = topology.owned, topology.metrics, topology.requeue_after
+        owned, samples = topology.owned, topology.metrics
+        waits += [topology.requeue_after] if topology.requeue_after is not None else []
         memory = topology.partition_memory
-    dependents: list[Observed[Any]] = [*observation.process_groups, *observation.singletons]
     service_names = grouping.service_names(
         observation.groups, frozenset(name for name, owner in observation.services.items() if owner is None)
     )
-    for dependent in dependents:
-        update, dependent_events, dependent_samples, dependent_owned = _dependent_update(
-            observation, dependent, counting, service_names
+    for group in observation.process_groups:
+        update, group_events, group_samples, group_owned = _group_update(
+            observation, group, view, service_names
         )
         updates.append(update)
-        events += dependent_events
-        samples += tuple(dependent_samples)
-        owned += tuple(dependent_owned)
+        events += group_events
+        samples += tuple(group_samples)
+        owned += tuple(group_owned)
+    singletons = _singletons_plan(observation, view)
     return Plan(
-        status_updates=tuple(updates),
-        events=tuple(events),
-        owned=owned,
-        metrics=samples,
-        requeue_after=requeue_after,
+        status_updates=tuple(updates) + singletons.status_updates,
+        events=tuple(events) + singletons.events,
+        owned=singletons.owned + owned,  # Leases first: the status only mirrors them
+        pod_annotations=singletons.pod_annotations,
+        metrics=samples + singletons.metrics,
+        requeue_after=min(
+            waits + ([singletons.requeue_after] if singletons.requeue_after else []), default=None
+        ),
         partition_memory=memory,
+        singleton_memory=singletons.singleton_memory,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class TopologyView:
+    """What a topology's plan tells its dependents: its members and its partition verdict."""
+
+    published: list[Member]
+    counting: list[Member]
+    verdict: Verdict
 
 
 def ref(observed: Observed[Any]) -> ObjectRef:
@@ -111,8 +135,8 @@ def _discover(observation: Observation, spec: ClusterTopologySpec) -> discovery.
 
 def _topology_plan(
     observation: Observation, topology: Observed[ClusterTopology]
-) -> tuple[Plan, list[Member]]:
-    """The topology's own plan, and the members that count (for its process groups)."""
+) -> tuple[Plan, TopologyView]:
+    """The topology's own plan, and what its process groups and singletons build on."""
     spec, status = topology.resource.spec, topology.resource.status
     outcome = _discover(observation, spec)
     if outcome.found is None:
@@ -195,7 +219,7 @@ def _topology_plan(
             requeue_after=min(intervals, default=None),
             partition_memory=split.memory,
         ),
-        counting,
+        TopologyView(published, counting, split.memory.published),
     )
 
 
@@ -218,13 +242,8 @@ def _pod(member: Member) -> str:
     return f" (pod {member.pod})" if member.pod else ""
 
 
-def _dependent_update(
-    observation: Observation,
-    dependent: Observed[Any],
-    counting: Sequence[Member] | None,
-    service_names: Mapping[str, str],
-) -> tuple[StatusUpdate, list[EventIntent], list[MetricSample], list[OwnedObject]]:
-    """``counting``: the topology's members that count; None when the topology is missing."""
+def _topology_found(observation: Observation, dependent: Observed[Any]) -> tuple[Wanted, list[EventIntent]]:
+    """The TopologyFound condition every dependent carries, and the event when it flips."""
     name = observation.topology_name
     if observation.topology is None:
         found = Wanted(
@@ -235,31 +254,110 @@ def _dependent_update(
         )
     else:
         found = Wanted(TOPOLOGY_FOUND, True, "TopologyFound", f"ClusterTopology {name!r} exists")
-    resource = dependent.resource
-    extra: dict[str, Any] = {}
-    wanted = [found]
-    events: list[EventIntent] = []
-    samples: list[MetricSample] = []
-    owned: list[OwnedObject] = []
-    if isinstance(resource, Singleton) and not resource.status.phase:
-        extra["phase"] = "Pending"
-    if isinstance(resource, ProcessGroup):
-        chosen = None if counting is None else grouping.members(resource, counting, observation.pods)
-        group = grouping.plan(resource, ref(dependent), chosen, observation.now, observation.namespace)
-        extra, wanted, events, samples = group.fields, [found, *group.conditions], group.events, group.metrics
-        service = service_names.get(resource.metadata.name)
-        if service is not None and chosen is not None:
-            extra = {**extra, "serviceName": service}
-            owner = ref(dependent)
-            exists = observation.services.get(service) == owner.name
-            owned = grouping.publication(
-                owner, service, chosen, exists, observation.group_slices.get(service)
-            )
-    existing: Sequence[Condition] = resource.status.conditions
+    existing: Sequence[Condition] = dependent.resource.status.conditions
     if conditions.flipped(existing, found) and (found.status is False or existing):
         kind: Literal["Normal", "Warning"] = "Normal" if found.status else "Warning"
-        events = [EventIntent(ref(dependent), kind, found.reason, "Reconcile", found.message), *events]
-    return _status_update(observation, dependent, wanted, extra), events, samples, owned
+        return found, [EventIntent(ref(dependent), kind, found.reason, "Reconcile", found.message)]
+    return found, []
+
+
+def _group_update(
+    observation: Observation,
+    dependent: Observed[ProcessGroup],
+    view: TopologyView | None,
+    service_names: Mapping[str, str],
+) -> tuple[StatusUpdate, list[EventIntent], list[MetricSample], list[OwnedObject]]:
+    """``view`` is None when the topology is missing."""
+    found, events = _topology_found(observation, dependent)
+    resource = dependent.resource
+    chosen = None if view is None else grouping.members(resource, view.counting, observation.pods)
+    group = grouping.plan(resource, ref(dependent), chosen, observation.now, observation.namespace)
+    extra = group.fields
+    owned: list[OwnedObject] = []
+    service = service_names.get(resource.metadata.name)
+    if service is not None and chosen is not None:
+        extra = {**extra, "serviceName": service}
+        owner = ref(dependent)
+        exists = observation.services.get(service) == owner.name
+        owned = grouping.publication(owner, service, chosen, exists, observation.group_slices.get(service))
+    update = _status_update(observation, dependent, [found, *group.conditions], extra)
+    return update, events + group.events, group.metrics, owned
+
+
+def _candidates(view: TopologyView, pods: Mapping[str, PodFacts]) -> dict[str, placement.Candidate]:
+    """Every published member, ready only if its pod is Ready right now (whatever
+    memberReadiness says: an owner must be serving) and not terminating."""
+    found = {}
+    for member in view.published:
+        pod = pods.get(member.pod) if member.pod else None
+        found[member.name] = placement.Candidate(
+            name=member.name,
+            pod=member.pod,
+            pod_uid=pod.uid if pod else None,
+            labels=pod.labels if pod else {},
+            ready=member.ready and (pod is None or pod.ready),
+            terminating=bool(pod and pod.deleting),
+        )
+    return found
+
+
+def _singletons_plan(observation: Observation, view: TopologyView | None) -> Plan:
+    """Every singleton of the topology: Leases, status, pod annotations, events, metrics.
+
+    Without the topology nothing is decided: ownership stays as the Leases say.
+    """
+    labels = {"namespace": observation.namespace, "topology": observation.topology_name}
+    updates, events, leases, samples, waits = [], [], [], [], []
+    annotations: dict[str, dict[str, str | None]] = {}
+    memories = {}
+    candidates = _candidates(view, observation.pods) if view is not None else {}
+    placed = 0
+    for observed in observation.singletons:
+        found, found_events = _topology_found(observation, observed)
+        events += found_events
+        resource = observed.resource
+        if view is None:
+            fields: Mapping[str, Any] = {} if resource.status.phase else {"phase": "Pending"}
+            updates.append(_status_update(observation, observed, [found], fields))
+            placed += resource.status.phase == "Placed"
+            continue
+        memory = observation.singleton_memory.get(observed.uid, ownership.Memory())
+        single = ownership.plan(
+            resource,
+            ref(observed),
+            observation.leases.get(resource.metadata.name),
+            candidates,
+            observation.pods,
+            view.verdict,
+            memory,
+            observation.clock,
+            observation.now,
+            labels,
+        )
+        updates.append(_status_update(observation, observed, [found, single.condition], single.fields))
+        events += single.events
+        samples += single.metrics
+        leases += [single.lease] if single.lease is not None else []
+        waits += [single.requeue_after] if single.requeue_after is not None else []
+        memories[observed.uid] = single.memory
+        placed += single.fields.get("phase") == "Placed"
+        for pod, (key, value) in single.annotations.items():
+            annotations.setdefault(pod, {})[key] = value
+    if observation.singletons:
+        samples.append(MetricSample("conclave_singletons", labels, float(len(observation.singletons))))
+        samples.append(MetricSample("conclave_singleton_placed", labels, float(placed)))
+    return Plan(
+        status_updates=tuple(updates),
+        events=tuple(events),
+        owned=tuple(leases),
+        pod_annotations=tuple(
+            PodAnnotations(observation.namespace, pod, observation.pods[pod].uid, changes)
+            for pod, changes in sorted(annotations.items())
+        ),
+        metrics=tuple(samples),
+        requeue_after=min(waits, default=None),
+        singleton_memory=memories,
+    )
 
 
 def _status_update(

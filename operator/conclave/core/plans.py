@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from conclave.core.partitions import Debounced
+
+if TYPE_CHECKING:
+    from conclave.core.ownership import Memory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +55,11 @@ class OwnedObject:
     labels: Mapping[str, str]
     content: Mapping[str, Any]
     exists: bool
+    annotations: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    """Annotations to set (None: remove); others' annotations are left alone."""
+    resource_version: str | None = None
+    """When set, the write is a compare-and-swap: it fails with a conflict unless the
+    object is still at this version (a singleton's Lease)."""
 
     @property
     def collection(self) -> str:
@@ -60,13 +68,24 @@ class OwnedObject:
 
 
 @dataclasses.dataclass(frozen=True)
+class PodAnnotations:
+    """Set (or, with None, remove) annotations on a pod, provided it is still ``uid``."""
+
+    namespace: str
+    name: str
+    uid: str
+    annotations: Mapping[str, str | None]
+
+
+@dataclasses.dataclass(frozen=True)
 class MetricSample:
-    """A gauge to set or a counter to add to, by the name it has in ``conclave.metrics``."""
+    """A gauge to set, a counter to add to or a histogram to observe, by the name it has in
+    ``conclave.metrics``."""
 
     metric: str
     labels: Mapping[str, str]
     value: float
-    mode: Literal["set", "inc"] = "set"
+    mode: Literal["set", "inc", "observe"] = "set"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +93,12 @@ class Plan:
     status_updates: tuple[StatusUpdate, ...] = ()
     events: tuple[EventIntent, ...] = ()
     owned: tuple[OwnedObject, ...] = ()
+    """Written first: a singleton's Lease is the truth its status only mirrors."""
+    pod_annotations: tuple[PodAnnotations, ...] = ()
     metrics: tuple[MetricSample, ...] = ()
     requeue_after: float | None = None
     """Look again after this many seconds even if nothing happens (a time-based decision)."""
     partition_memory: Debounced | None = None
     """The debounce state to hand to the next observation."""
+    singleton_memory: Mapping[str, Memory] = dataclasses.field(default_factory=dict)
+    """Each singleton's memory (by uid) to hand to the next observation, once applied."""

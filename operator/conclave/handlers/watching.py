@@ -1,23 +1,26 @@
 """The watch handlers, registered on a registry of their own (no module-level state).
 
 ``on.event`` only: it is level-based and writes nothing to the watched objects, unlike
-on.create/update, which annotate every object they handle (PITFALLS §1). Each handler
-stores the object in the cache and wakes the supervisors of the topologies it concerns.
+on.create/update, which annotate every object they handle (PITFALLS §1). An index stores
+each object in the cache; the event handler wakes the supervisors of the topologies it
+concerns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import kopf
 
 from conclave.api import GROUP, VERSION
 from conclave.cache import Cache
+from conclave.core.ownership import LEASE_LABEL
 from conclave.core.planning import MEMBERS_LABEL
 from conclave.observing import (
     CONFIG_MAP,
     ENDPOINT_SLICE,
+    LEASE,
     POD,
     PROCESS_GROUP,
     SERVICE,
@@ -29,19 +32,35 @@ from conclave.supervising import Key, Supervisors
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    """Watch only the ConfigMaps conclave owns, filtered by the API server."""
+    """Watch only the ConfigMaps and Leases conclave owns, filtered by the API server."""
     settings.watching.label_selectors["v1", "configmaps"] = MEMBERS_LABEL
+    settings.watching.label_selectors["coordination.k8s.io", "leases"] = LEASE_LABEL
+
+
+WakeFn = Callable[[dict[str, Any]], Iterable[Key]]
 
 
 def register(registry: kopf.OperatorRegistry, cache: Cache, supervisors: Supervisors) -> None:
-    def record(kind: str, event: kopf.RawEvent) -> dict[str, Any]:
-        body: dict[str, Any] = dict(event["object"])
-        metadata = body["metadata"]
-        if event["type"] == "DELETED":
-            cache.drop(kind, metadata["namespace"], metadata["name"])
-        else:
+    def watch(kind: str, group: str, version: str, plural: str, affected: WakeFn) -> None:
+        """Cache every ``plural`` object and wake the supervisors it concerns.
+
+        The cache is filled by a kopf index: kopf runs no other handler until every
+        watched kind's initial listing is indexed, so no supervisor ever plans from a
+        half-listed cluster (an owner pod not listed yet must never look gone).
+        """
+
+        @kopf.index(group, version, plural, registry=registry, id=f"cache/{plural}")
+        async def remember(body: kopf.Body, **_: Any) -> None:
             cache.put(kind, body)
-        return body
+
+        @kopf.on.event(group, version, plural, registry=registry, id=f"wake/{plural}")
+        async def changed(event: kopf.RawEvent, **_: Any) -> None:
+            body: dict[str, Any] = dict(event["object"])
+            if event["type"] == "DELETED":
+                metadata = body["metadata"]
+                cache.drop(kind, metadata["namespace"], metadata["name"])
+            for key in affected(body):
+                supervisors.wake(key)
 
     def topologies(namespace: str, service: str | None = None) -> Iterator[Key]:
         """The topologies of a namespace; with ``service``, only those discovering through it."""
@@ -49,47 +68,40 @@ def register(registry: kopf.OperatorRegistry, cache: Cache, supervisors: Supervi
             if service is None or topology.get("spec", {}).get("service") == service:
                 yield Key(namespace, topology["metadata"]["name"])
 
-    @kopf.on.event(GROUP, VERSION, "clustertopologies", registry=registry)
-    async def topology_changed(event: kopf.RawEvent, **_: Any) -> None:
-        body = record(TOPOLOGY, event)
-        supervisors.wake(Key(body["metadata"]["namespace"], body["metadata"]["name"]))
+    def itself(body: dict[str, Any]) -> Iterator[Key]:
+        yield Key(body["metadata"]["namespace"], body["metadata"]["name"])
 
-    def dependent_changed(kind: str, event: kopf.RawEvent) -> None:
-        body = record(kind, event)
+    def its_topology(body: dict[str, Any]) -> Iterator[Key]:
         topology = body.get("spec", {}).get("topology")
         if topology:
-            supervisors.wake(Key(body["metadata"]["namespace"], topology))
+            yield Key(body["metadata"]["namespace"], topology)
 
-    @kopf.on.event(GROUP, VERSION, "processgroups", registry=registry)
-    async def process_group_changed(event: kopf.RawEvent, **_: Any) -> None:
-        dependent_changed(PROCESS_GROUP, event)
-
-    @kopf.on.event(GROUP, VERSION, "singletons", registry=registry)
-    async def singleton_changed(event: kopf.RawEvent, **_: Any) -> None:
-        dependent_changed(SINGLETON, event)
-
-    @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", registry=registry)
-    async def endpoint_slice_changed(event: kopf.RawEvent, **_: Any) -> None:
-        body = record(ENDPOINT_SLICE, event)
+    def by_service_label(body: dict[str, Any]) -> Iterator[Key]:
         service = body["metadata"].get("labels", {}).get(SERVICE_NAME_LABEL)
-        for key in topologies(body["metadata"]["namespace"], service) if service else ():
-            supervisors.wake(key)
+        return topologies(body["metadata"]["namespace"], service) if service else iter(())
 
-    @kopf.on.event("v1", "services", registry=registry)
-    async def service_changed(event: kopf.RawEvent, **_: Any) -> None:
-        body = record(SERVICE, event)
-        for key in topologies(body["metadata"]["namespace"], body["metadata"]["name"]):
-            supervisors.wake(key)
+    def by_service(body: dict[str, Any]) -> Iterator[Key]:
+        return topologies(body["metadata"]["namespace"], body["metadata"]["name"])
 
-    @kopf.on.event("v1", "pods", registry=registry)
-    async def pod_changed(event: kopf.RawEvent, **_: Any) -> None:
-        body = record(POD, event)
-        for key in topologies(body["metadata"]["namespace"]):
-            supervisors.wake(key)
+    def in_namespace(body: dict[str, Any]) -> Iterator[Key]:
+        return topologies(body["metadata"]["namespace"])
 
-    @kopf.on.event("v1", "configmaps", registry=registry)
-    async def members_config_map_changed(event: kopf.RawEvent, **_: Any) -> None:
-        body = record(CONFIG_MAP, event)
+    def members_of(body: dict[str, Any]) -> Iterator[Key]:
         topology = body["metadata"].get("labels", {}).get(MEMBERS_LABEL)
         if topology:
-            supervisors.wake(Key(body["metadata"]["namespace"], topology))
+            yield Key(body["metadata"]["namespace"], topology)
+
+    def singleton_of_lease(body: dict[str, Any]) -> Iterator[Key]:
+        """A singleton's Lease bears its name; the singleton names the topology."""
+        metadata = body["metadata"]
+        singleton = cache.get(SINGLETON, metadata["namespace"], metadata["name"])
+        return its_topology(singleton) if singleton else iter(())
+
+    watch(TOPOLOGY, GROUP, VERSION, "clustertopologies", itself)
+    watch(PROCESS_GROUP, GROUP, VERSION, "processgroups", its_topology)
+    watch(SINGLETON, GROUP, VERSION, "singletons", its_topology)
+    watch(ENDPOINT_SLICE, "discovery.k8s.io", "v1", "endpointslices", by_service_label)
+    watch(SERVICE, "", "v1", "services", by_service)
+    watch(POD, "", "v1", "pods", in_namespace)
+    watch(CONFIG_MAP, "", "v1", "configmaps", members_of)
+    watch(LEASE, "coordination.k8s.io", "v1", "leases", singleton_of_lease)

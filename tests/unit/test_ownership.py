@@ -1,0 +1,326 @@
+"""The singleton ownership state machine, driven through random histories.
+
+A model world (pods that flap, terminate, vanish and come back, splits and heals,
+releases, operator restarts, lost writes and deleted Leases) is fed to ``decide`` step
+by step; every Lease write is checked against the safety rule: a grant to another
+member comes only after the previous holder was confirmed gone or released, or at
+least a lease duration after its revocation was committed. Epochs only grow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conclave.api import Singleton, SingletonSpec, SingletonStatus
+from conclave.core import ownership
+from conclave.core.grouping import PodFacts
+from conclave.core.ownership import LeaseState, Memory, decide, pod_annotation, released_annotation
+from conclave.core.partitions import Verdict
+from conclave.core.placement import Candidate
+from conclave.core.plans import ObjectRef
+
+DURATION = 10.0
+MEMBERS = 5
+NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
+
+
+def node(i: int) -> str:
+    return f"chat@10.0.0.{i + 1}"
+
+
+@dataclasses.dataclass
+class World:
+    spec: SingletonSpec
+    pods: dict[str, PodFacts] = dataclasses.field(default_factory=dict)
+    incarnations: int = 0
+    clock: float = 1000.0
+    lease: LeaseState | None = None
+    memory: Memory = dataclasses.field(default_factory=Memory)
+    status: SingletonStatus = dataclasses.field(default_factory=SingletonStatus)
+    verdict: Verdict = dataclasses.field(default_factory=lambda: Verdict("Healthy"))
+    revoked_at: dict[int, float] = dataclasses.field(default_factory=dict)
+    """Ground truth: when each epoch's holder was revoked (the write committed)."""
+    released: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+    grants: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for i in range(MEMBERS):
+            self.recreate(i)
+
+    def recreate(self, i: int) -> None:
+        self.incarnations += 1
+        name = f"chat-{i}"
+        self.pods[name] = PodFacts(
+            name, {"i": str(i)}, uid=f"uid-{self.incarnations}", phase="Running", ready=True
+        )
+
+    def candidates(self) -> dict[str, Candidate]:
+        """What discovery publishes: pods being deleted are no members."""
+        return {
+            node(int(pod.labels["i"])): Candidate(
+                node(int(pod.labels["i"])), pod.name, pod.uid, pod.labels, pod.ready, False
+            )
+            for pod in self.pods.values()
+            if not pod.deleting
+        }
+
+    def decide(self) -> ownership.Decision:
+        return decide(
+            "s", "prod/s", self.spec, self.status, self.lease, self.candidates(),
+            self.pods, self.verdict, self.memory, self.clock,
+        )  # fmt: skip
+
+    def step(self, lost: bool = False) -> None:
+        decision = self.decide()
+        write = decision.write
+        if write is not None and not lost:
+            self.check(write)
+            self.apply(write)
+        if not lost:
+            self.memory = decision.memory.stamped(self.clock)
+            self.status = SingletonStatus(
+                owner=decision.holder.name if decision.holder else None,
+                owner_pod=decision.holder.pod if decision.holder else None,
+                epoch=decision.epoch,
+                phase=decision.phase,
+            )
+
+    def check(self, write: ownership.LeaseWrite) -> None:
+        previous_epoch = max(self.lease.epoch if self.lease else 0, self.status.epoch or 0)
+        if write.holder is None:
+            assert write.epoch == previous_epoch
+            return
+        assert write.epoch == previous_epoch + 1, "a grant moves the epoch by exactly one"
+        last = ownership._prior(self.lease, self.status)
+        if last is None or (last.name == write.holder.name and last.pod_uid in (None, write.holder.pod_uid)):
+            return  # the first owner, or the same member again: nobody else can be running it
+        pod = self.pods.get(last.pod or "")
+        gone = pod is None or (last.pod_uid is not None and pod.uid != last.pod_uid) or pod.phase == "Failed"
+        released = pod is not None and (pod.uid, str(previous_epoch)) in self.released
+        revoked = self.revoked_at.get(previous_epoch)
+        expired = revoked is not None and self.clock - revoked >= DURATION
+        assert gone or released or expired, f"granted to {write.holder.name} while {last.name} may still run"
+
+    def apply(self, write: ownership.LeaseWrite) -> None:
+        if write.holder is None:
+            self.revoked_at[write.epoch] = self.clock
+        else:
+            self.grants.append((write.holder.name, write.epoch))
+        previous = self.lease
+        holder = write.holder
+        self.lease = LeaseState(
+            resource_version="1",
+            controller_uid="uid-s",
+            holder=holder.name if holder else None,
+            epoch=write.epoch,
+            duration_seconds=write.duration_seconds,
+            last_owner=holder.name if holder else (previous.last_owner if previous else self.status.owner),
+            last_owner_pod=holder.pod
+            if holder
+            else (previous.last_owner_pod if previous else self.status.owner_pod),
+            last_owner_pod_uid=holder.pod_uid
+            if holder
+            else (previous.last_owner_pod_uid if previous else None),
+            reason=write.reason,
+        )
+
+    def act(self, action: tuple[Any, ...]) -> None:
+        kind, i = action[0], action[1] % MEMBERS
+        pod_name = f"chat-{i}"
+        pod = self.pods.get(pod_name)
+        if kind == "tick":
+            self.clock += action[1]
+        elif kind == "ready" and pod:
+            self.pods[pod_name] = dataclasses.replace(pod, ready=not pod.ready)
+        elif kind == "terminate" and pod:
+            self.pods[pod_name] = dataclasses.replace(pod, deleting=True, ready=False)
+        elif kind == "delete":
+            if pod:
+                del self.pods[pod_name]
+            else:
+                self.recreate(i)
+        elif kind == "fail" and pod:
+            self.pods[pod_name] = dataclasses.replace(pod, phase="Failed", ready=False)
+        elif kind == "release" and self.lease and self.lease.last_owner_pod in self.pods:
+            owner = self.pods[self.lease.last_owner_pod]
+            mark = {released_annotation("s"): str(self.lease.epoch)}
+            self.pods[owner.name] = dataclasses.replace(owner, annotations={**owner.annotations, **mark})
+            self.released.add((owner.uid, str(self.lease.epoch)))
+        elif kind == "split":
+            majority = tuple(node(j) for j in range(MEMBERS) if j != i and j != (i + 1) % MEMBERS)
+            if action[2]:  # a three-way split: nobody has a majority
+                majority = ()
+            self.verdict = Verdict("Partitioned", (majority,), majority)
+        elif kind == "heal":
+            everyone = tuple(node(j) for j in range(MEMBERS))
+            self.verdict = Verdict("Healthy", (everyone,), everyone)
+        elif kind == "restart":
+            self.memory = Memory()
+        elif kind == "drop-lease" and self.lease is not None:
+            if self.lease.holder:
+                self.revoked_at[self.lease.epoch] = self.clock  # the holder reads 404 from now on
+            self.lease = None
+        self.step(lost=kind == "lose-write")
+
+
+actions = st.one_of(
+    st.tuples(st.just("tick"), st.floats(0.0, 2.5 * DURATION)),
+    st.tuples(
+        st.sampled_from(["ready", "terminate", "delete", "fail", "release", "heal", "restart", "lose-write"]),
+        st.integers(0, MEMBERS - 1),
+    ),
+    st.tuples(st.just("drop-lease"), st.just(0)),
+    st.tuples(st.just("split"), st.integers(0, MEMBERS - 1), st.booleans()),
+)
+specs = st.builds(
+    lambda distribution, policy, rebalance: SingletonSpec.model_validate(
+        {
+            "topology": "chat",
+            "distribution": distribution,
+            "partitionPolicy": policy,
+            "rebalance": rebalance,
+            "leaseDuration": f"{DURATION:.0f}s",
+        }
+    ),
+    st.sampled_from(["Uniform", "UniformQuorum"]),
+    st.sampled_from(["Fence", "Continue"]),
+    st.sampled_from(["Passive", "Active"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(spec=specs, history=st.lists(actions, max_size=60))
+def test_no_grant_while_the_previous_owner_may_still_run(spec: SingletonSpec, history: list[Any]) -> None:
+    world = World(spec)
+    world.step()
+    epochs = [world.status.epoch or 0]
+    for action in history:
+        world.act(action)
+        epochs.append(world.status.epoch or 0)
+    assert epochs == sorted(epochs), "the epoch never decreases"
+    assert [epoch for _, epoch in world.grants] == sorted({epoch for _, epoch in world.grants})
+
+
+@settings(max_examples=100, deadline=None)
+@given(spec=specs, history=st.lists(actions, max_size=40))
+def test_a_healthy_cluster_always_ends_up_with_an_owner(spec: SingletonSpec, history: list[Any]) -> None:
+    world = World(spec)
+    world.step()
+    for action in history:
+        world.act(action)
+    world.act(("heal", 0))
+    for i in range(MEMBERS):
+        pod = world.pods.get(f"chat-{i}")
+        if pod is None or pod.deleting or pod.phase == "Failed":
+            world.pods.pop(f"chat-{i}", None)
+            world.recreate(i)
+        elif not pod.ready:
+            world.act(("ready", i))
+    world.step()  # Active may revoke now, to follow the hash to a member that came back
+    world.act(("tick", DURATION))
+    assert world.status.phase == "Placed"
+    assert world.lease is not None
+    assert world.lease.holder == world.status.owner
+    before = world.lease
+    world.step()
+    assert world.lease is before, "nothing changes while ownership is settled: no renewals"
+
+
+def test_a_confirmed_gone_owner_is_replaced_at_once_and_a_not_ready_one_after_the_lease() -> None:
+    world = World(SingletonSpec.model_validate({"topology": "chat", "leaseDuration": "10s"}))
+    world.step()
+    first = world.status
+    assert (first.phase, first.epoch) == ("Placed", 1)
+    assert first.owner_pod is not None
+    del world.pods[first.owner_pod]
+    world.step()
+    assert (world.status.phase, world.status.epoch, world.lease and world.lease.reason) == (
+        "Placed",
+        2,
+        "OwnerGone",
+    )
+    second = world.status
+    assert second.owner_pod is not None
+    world.act(("ready", int(world.pods[second.owner_pod].labels["i"])))  # NotReady
+    assert (world.status.phase, world.status.owner, world.status.epoch) == ("Moving", None, 2)
+    world.act(("tick", DURATION - 0.5))
+    assert world.status.phase == "Moving"
+    world.act(("tick", 0.5))
+    assert (world.status.phase, world.status.epoch, world.lease and world.lease.reason) == (
+        "Placed", 3, "LeaseExpired",
+    )  # fmt: skip
+
+
+def test_a_revoked_owner_that_releases_is_replaced_at_once() -> None:
+    world = World(SingletonSpec.model_validate({"topology": "chat", "leaseDuration": "10s"}))
+    world.step()
+    assert world.status.owner_pod is not None
+    world.act(("ready", int(world.pods[world.status.owner_pod].labels["i"])))
+    assert world.status.phase == "Moving"
+    world.act(("release", 0))
+    assert (world.status.phase, world.status.epoch, world.lease and world.lease.reason) == (
+        "Placed",
+        2,
+        "Released",
+    )
+
+
+def test_after_a_restart_the_wait_starts_afresh() -> None:
+    world = World(SingletonSpec.model_validate({"topology": "chat", "leaseDuration": "10s"}))
+    world.step()
+    assert world.status.owner_pod is not None
+    world.act(("ready", int(world.pods[world.status.owner_pod].labels["i"])))
+    world.act(("tick", 9.0))
+    world.act(("restart", 0))
+    world.act(("tick", 9.0))
+    assert world.status.phase == "Moving"  # 18 s after the revocation, 9 s after the restart
+    world.act(("tick", 1.0))
+    assert world.status.phase == "Placed"
+
+
+def test_the_epoch_survives_a_deleted_lease() -> None:
+    world = World(SingletonSpec.model_validate({"topology": "chat", "leaseDuration": "10s"}))
+    world.step()
+    for _ in range(3):
+        assert world.status.owner_pod is not None
+        del world.pods[world.status.owner_pod]
+        world.step()
+    assert world.status.epoch == 4
+    owner = world.status.owner
+    world.act(("drop-lease", 0))  # recreated for the same member: nobody else can be running it
+    assert (world.status.owner, world.status.epoch) == (owner, 5)
+    assert world.lease is not None
+    assert world.lease.epoch == 5
+
+
+def test_the_plan_mirrors_ownership_on_the_pod_and_moves_the_annotation() -> None:
+    world = World(SingletonSpec.model_validate({"topology": "chat"}))
+    singleton = Singleton.from_api(
+        {"metadata": {"name": "s", "namespace": "prod", "uid": "uid-s"}, "spec": {"topology": "chat"}}
+    )
+    owner = ObjectRef("Singleton", "prod", "s", "uid-s")
+    labels = {"namespace": "prod", "topology": "chat"}
+    first = ownership.plan(
+        singleton, owner, None, world.candidates(), world.pods, world.verdict, Memory(), 0.0, NOW, labels
+    )
+    assert first.lease is not None
+    assert (first.lease.exists, first.lease.content["spec"]["leaseTransitions"]) == (False, 1)
+    owner_pod = first.fields["ownerPod"]
+    assert first.annotations == {owner_pod: (pod_annotation("s"), "1")}
+    assert [e.reason for e in first.events] == ["OwnerGranted"]
+    assert [(m.metric, m.labels.get("reason")) for m in first.metrics] == [
+        ("conclave_singleton_owner_changes", "Placed")
+    ]
+
+
+def test_long_names_still_make_valid_annotation_keys() -> None:
+    name = "a" * 253
+    key = released_annotation(name)
+    assert len(key.split("/", 1)[1]) <= 63
+    assert pod_annotation(name) != pod_annotation("a" * 252)
+    assert pod_annotation("jobs") == "conclave.dev/singleton.jobs"
