@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
+import os
 import shlex
 import sys
 from pathlib import Path
 
 import click
 
-from conclave import __version__, running, tools
+from conclave import __version__, demo, running, status, tools
 from conclave.api import crdgen
-from conclave.errors import LocalClusterError
+from conclave.errors import ApiError, LocalClusterError, NotFoundError, ScenarioFailed
 from conclave.localcluster import LocalCluster, ensure_binaries
 from conclave.localcluster.podnetwork import DEFAULT_POD_CIDR
 from conclave.settings import LogFormat, Settings
@@ -79,6 +81,14 @@ def up(name: str, pod_cidr: str) -> None:
     except LocalClusterError as error:
         raise click.ClickException(str(error)) from error
     _print_env(cluster)
+
+
+@local_cluster.command()
+@cluster_name
+@pod_cidr
+def kubelet(name: str, pod_cidr: str) -> None:
+    """Play kubelet and scheduler for the local cluster's pods until stopped (the demo runs it)."""
+    demo.serve_kubelet(_local_cluster(name, pod_cidr))
 
 
 @local_cluster.command()
@@ -204,3 +214,46 @@ def crds(output_dir: Path | None, chart_templates: Path | None) -> None:
             directory.mkdir(parents=True, exist_ok=True)
             for definition in definitions:
                 (directory / crdgen.file_name(definition)).write_text(write(definition))
+
+
+@main.command("status")
+@click.option("-n", "--namespace", help="Only this namespace  [default: every namespace]")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Use this kubeconfig, not in-cluster.")
+def status_command(namespace: str | None, kubeconfig: str | None) -> None:
+    """Summarise every topology: members, partition, singletons and groups."""
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    try:
+        snapshot = asyncio.run(status.read(kubeconfig, namespace))
+    except NotFoundError as error:
+        raise click.ClickException(
+            "conclave's CRDs are not installed in this cluster (`conclave crds | kubectl apply -f -`)"
+        ) from error
+    except ApiError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(status.render(snapshot, datetime.datetime.now(datetime.UTC), color), nl=False, color=color)
+
+
+@main.command("demo")
+@cluster_name
+@pod_cidr
+@click.option("--keep", is_flag=True, help="Leave the cluster, kubelet, members and operator running.")
+def demo_command(name: str, pod_cidr: str, keep: bool) -> None:
+    """Watch conclave discover, place, fail over, fence a split and heal, on a local cluster."""
+    terminal = sys.stdout.isatty()
+    color = terminal and not os.environ.get("NO_COLOR")
+
+    def write(text: str) -> None:
+        click.echo(text, nl=False, color=color)
+
+    narration = demo.Narration(write, color=color, live=terminal)
+    try:
+        exports = demo.run(_local_cluster(name, pod_cidr), narration, _report, keep)
+    except (LocalClusterError, ScenarioFailed) as error:
+        raise click.ClickException(str(error)) from error
+    except KeyboardInterrupt:
+        _report("Interrupted: everything the demo started is stopped")
+        sys.exit(130)
+    if exports is not None:
+        _report(f"Kept running; `conclave local-cluster down --name {name}` stops it all. To use it:")
+        for key, value in exports.items():
+            click.echo(f"export {key}={shlex.quote(value)}")

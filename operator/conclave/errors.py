@@ -10,7 +10,8 @@ ConclaveError
 │   ├── NotFoundError                  404
 │   └── ForbiddenError                 403: RBAC refused
 ├── LeadershipLost                     this replica may no longer write
-└── DNSError                           a lookup failed; ``reason`` says how (NXDOMAIN, Timeout, ...)
+├── DNSError                           a lookup failed; ``reason`` says how (NXDOMAIN, Timeout, ...)
+└── ScenarioFailed (AssertionError)    a demo step's outcome did not show in the API in time
 """
 
 from __future__ import annotations
@@ -68,3 +69,8 @@ class DNSError(ConclaveError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ScenarioFailed(ConclaveError, AssertionError):
+    """A step of the demo scenario did not reach its outcome in time; the message says which
+    and shows the last status seen."""

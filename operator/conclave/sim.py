@@ -102,6 +102,11 @@ class SimulatedMembers:
             raise RuntimeError("the simulated members' process did not start")
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The serving process, once started (the demo records it for `local-cluster down`)."""
+        return self._process.pid if self._process is not None else None
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()

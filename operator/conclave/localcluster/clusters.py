@@ -276,8 +276,16 @@ class LocalCluster:
         _children[process.pid] = process
         while guard and not _is_ours(process.pid, str(binary)) and process.poll() is None:
             time.sleep(0.005)  # setpriv has not exec'd the component yet
+        self._record(name, str(binary), process.pid)
+
+    def adopt(self, name: str, pid: int) -> None:
+        """Record a running process started for this cluster (the demo's fake kubelet,
+        operator and simulated members) so that `down` stops it too, before the control plane."""
+        self._record(name, os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)"), pid)
+
+    def _record(self, name: str, binary: str, pid: int) -> None:
         state = json.loads(self._state_file.read_text())
-        state["components"].append({"name": name, "binary": str(binary), "pid": process.pid})
+        state["components"].append({"name": name, "binary": binary, "pid": pid})
         self._state_file.write_text(json.dumps(state, indent=2))
 
     def _wait(self, condition: Callable[[], bool], what: str) -> None:
