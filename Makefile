@@ -1,4 +1,4 @@
-# The two commands a newcomer needs: `make test` (and, later, `make demo`).
+# The two commands a newcomer needs: `make demo` and `make test`.
 # Each installs what it needs: the virtual environment, the Python packages,
 # the system tools, and the local control plane built from its Go modules.
 
@@ -7,10 +7,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit integration system-deps control-plane tools crds manifests clean bench
+.PHONY: demo test lint typecheck unit integration system-deps control-plane tools crds manifests clean bench
 
 test: $(STAMP) system-deps control-plane tools lint typecheck
 	$(BIN)/pytest -p no:cacheprovider tests
+
+# The narrated scenario on a fresh local cluster, stopped at the end; DEMO_FLAGS=--keep
+# leaves it running (`conclave local-cluster down` stops it).
+demo: $(STAMP) system-deps control-plane
+	$(BIN)/conclave demo $(DEMO_FLAGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider -m unit tests

@@ -12,6 +12,7 @@ from kubernetes import client
 
 from conclave import demo
 from conclave.adapters.apiclient import ApiClient
+from conclave.demo import manifests
 from conclave.localcluster import PodNetwork
 from conclave.localcluster.kubelet import FakeKubelet
 from conclave.sim import SimulatedMembers
@@ -31,6 +32,7 @@ async def test_the_demo_scenario_reaches_every_outcome_in_time(
 ) -> None:
     api = ApiClient(api_client.configuration, identity="e2e-demo")
     try:
+        await demo.install_crds(api)
         with SimulatedMembers(pod_network) as members:
             narration = demo.Narration(sys.stdout.write)  # shown when the test fails
             measurements = await demo.Scenario(api, namespace, members, start_operator, narration).run()
@@ -39,7 +41,7 @@ async def test_the_demo_scenario_reaches_every_outcome_in_time(
         api.close()
 
     split = "6. split 4/3"
-    steps = [(m.step, m.name) for m in measurements]
+    steps = [(m.step, m.name) for m in measurements if m.name != "elsewhere"]  # as placement fell
     assert [(step, name) for step, name in steps if step != split] == [
         ("1. discovery", "discovered"),
         ("2. placement", "placed"),
@@ -60,8 +62,8 @@ async def test_the_demo_scenario_reaches_every_outcome_in_time(
         assert took[moved] - took["declared"] >= LEASE_DURATION - POLL, "no grant before the lease ran out"
     assert took["emptied"] < 1.0
 
-    for name in demo.SINGLETONS:
+    for name in manifests.SINGLETONS:
         singleton = read(api_client, namespace, "singletons", name)["status"]
         lease = client.CoordinationV1Api(api_client).read_namespaced_lease(name, namespace).spec
         assert (lease.holder_identity, lease.lease_transitions) == (singleton["owner"], singleton["epoch"])
-    assert "GroupEmpty" in [reason for _, reason, _ in events_about(api_client, namespace, demo.EMPTIED)]
+    assert "GroupEmpty" in [reason for _, reason, _ in events_about(api_client, namespace, manifests.EMPTIED)]

@@ -1,216 +1,45 @@
-"""`conclave demo`: the narrated scenario a newcomer watches, and the processes it needs.
+"""The demo's story, step by step, each step timed from its action to its outcome in the API.
 
-``Scenario`` is the story, step by step: five members discovered, three singletons
-placed, scale to seven, a failover, a 4/3 split that fences, the heal, a group emptied.
-Each step acts on the cluster, then polls the API until the operator's outcome shows,
-and records how long that took. It only needs an API client, simulated members and a
-way to start the operator, so the e2e test runs exactly this story against the test
-session's cluster. ``run`` is the command: a fresh local cluster, the fake kubelet, the
-members and the operator as processes recorded in the cluster's state (so that
-`conclave local-cluster down` stops them too), the scenario, and a final table.
-
-The scenario writes only what a user or a kubelet would (pods, labels, the resources);
-it never writes a status: every outcome it reports is the operator's.
+It writes only pods, their labels and conclave resources, and reads the rest; every
+outcome it reports was written by the operator.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime
-import math
-import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from types import FrameType
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import click
-from kubernetes import config
-
 from conclave import status
-from conclave.adapters.apiclient import ApiClient, load_configuration
-from conclave.api import API_VERSION, SingletonStatus, crdgen
-from conclave.errors import ConflictError, NotFoundError, ScenarioFailed
-from conclave.localcluster import LocalCluster
-from conclave.localcluster.clusters import free_port
-from conclave.localcluster.kubelet import FakeKubelet
+from conclave.adapters.apiclient import ApiClient
+from conclave.api import API_VERSION, SingletonStatus
+from conclave.demo import manifests
+from conclave.demo.manifests import (
+    EMPTIED,
+    FIRST_SIZE,
+    GROUP_LABEL,
+    GROUPS,
+    LEASE_DURATION,
+    MINORITY,
+    SCALED_SIZE,
+    SINGLETONS,
+    STABLE_AFTER,
+    TOPOLOGY,
+)
+from conclave.demo.narrating import Measurement, Narration
+from conclave.errors import NotFoundError, ScenarioFailed
 from conclave.sim import SimulatedMembers
 from conclave.status import Snapshot
 
-NAMESPACE = "conclave-demo"
-TOPOLOGY = "chat"
-FIRST_SIZE, SCALED_SIZE = 5, 7
-LEASE_DURATION = "3s"
-STABLE_AFTER = "2s"
-SINGLETONS = {
-    "billing": ("Uniform", "Fence"),
-    "ledger": ("UniformQuorum", "Fence"),
-    "presence": ("Uniform", "Continue"),
-}
-GROUPS = {
-    "subscribers": ("pubsub", "subscribers:orders", range(SCALED_SIZE)),
-    "reports": ("workers", "reports", range(2)),
-}
-"""name: (scope, group, the pod indexes that carry its label)."""
-GROUP_LABEL = "demo.conclave.dev/{}"
-EMPTIED = "reports"
-MINORITY = SCALED_SIZE // 2
-
 POLL_INTERVAL = 0.05
-LIVE_INTERVAL = 0.25
 STEP_TIMEOUT = 45.0
 POD_TIMEOUT = 20.0
 
-
-@dataclasses.dataclass(frozen=True)
-class Measurement:
-    """One row of the final table: what the operator did after a step, and how fast."""
-
-    step: str
-    name: str
-    """The outcome's stable name (its check's), for tests to pick a row by."""
-    outcome: str
-    seconds: float | None
-    """From the step's action to the first read of the API that showed the outcome;
-    None for what must stay as it was (nothing to time)."""
-
-
 Check = Callable[[Snapshot], str | None]
 """Looks at a snapshot: the outcome's description once it shows, else None."""
-
-
-class Narration:
-    """How the scenario talks: step titles, a view redrawn in place while it waits (on a
-    terminal), each outcome with its time, and the view at the end of each step."""
-
-    def __init__(self, write: Callable[[str], None], color: bool = False, live: bool = False) -> None:
-        """``write`` takes text as is (newlines included); ``live`` redraws in place."""
-        self.write = write
-        self.color = color
-        self.live = live
-        self._drawn = 0
-        self._last_drawn = 0.0
-
-    def _view(self, snapshot: Snapshot) -> str:
-        return status.render(snapshot, datetime.datetime.now(datetime.UTC), self.color).rstrip("\n")
-
-    def step(self, number: int, title: str, action: str) -> None:
-        self._erase()
-        self._line("")
-        self._line(self._style(f"── {number}. {title}: ", bold=True) + self._style(action, fg="cyan"))
-
-    def watch(self, snapshot: Snapshot) -> None:
-        """Redraw the view in place, at most every LIVE_INTERVAL (only on a terminal)."""
-        if not self.live or time.monotonic() - self._last_drawn < LIVE_INTERVAL:
-            return
-        self._erase()
-        text = self._view(snapshot)
-        self._line(text)
-        columns = shutil.get_terminal_size().columns
-        self._drawn = sum(max(1, math.ceil(len(click.unstyle(line)) / columns)) for line in text.splitlines())
-        self._last_drawn = time.monotonic()
-
-    def outcome(self, measurement: Measurement) -> None:
-        self._erase()
-        took = (
-            "" if measurement.seconds is None else self._style(f"  ({measurement.seconds:.2f}s)", fg="yellow")
-        )
-        self._line(f"   {self._style('✓', fg='green')} {measurement.outcome}{took}")
-
-    def show(self, snapshot: Snapshot) -> None:
-        self._erase()
-        self._line(self._view(snapshot))
-
-    def table(self, measurements: Sequence[Measurement]) -> None:
-        self._erase()
-        width = max(len(m.step) for m in measurements)
-        self._line("")
-        self._line(self._style("What the operator did, and how long it took after each action:", bold=True))
-        for m in measurements:
-            took = "   —   " if m.seconds is None else f"{m.seconds:6.2f}s"
-            self._line(f"  {m.step.ljust(width)}  {took}  {m.outcome}")
-
-    def _erase(self) -> None:
-        if self._drawn:
-            self.write(f"\x1b[{self._drawn}F\x1b[J")  # up to the view's first line, clear below
-            self._drawn = 0
-
-    def _line(self, text: str) -> None:
-        self.write(text + "\n")
-
-    def _style(self, text: str, **style: Any) -> str:
-        return click.style(text, **style) if self.color else text
-
-
-def _pod(index: int) -> dict[str, Any]:
-    labels = {"app": TOPOLOGY}
-    labels |= {GROUP_LABEL.format(name): "true" for name, (_, _, pods) in GROUPS.items() if index in pods}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": f"{TOPOLOGY}-{index}", "labels": labels},
-        "spec": {"containers": [{"name": "beam", "image": "conclave.dev/simulated-member:1"}]},
-    }
-
-
-def _resources() -> list[tuple[str, dict[str, Any]]]:
-    """The topology and the groups, as a user would apply them."""
-    topology = {
-        "kind": "ClusterTopology",
-        "metadata": {"name": TOPOLOGY},
-        "spec": {
-            "strategy": "KubernetesAPI",
-            "service": TOPOLOGY,
-            "applicationName": TOPOLOGY,
-            "probe": {
-                "type": "http",
-                "port": 4000,
-                "path": "/cluster",
-                "interval": "500ms",
-                "timeout": "300ms",
-            },
-            "partition": {"stableAfter": STABLE_AFTER},
-        },
-    }
-    groups = [
-        {
-            "kind": "ProcessGroup",
-            "metadata": {"name": name},
-            "spec": {
-                "topology": TOPOLOGY,
-                "scope": scope,
-                "group": group,
-                "selector": {"matchLabels": {GROUP_LABEL.format(name): "true"}},
-            },
-        }
-        for name, (scope, group, _) in GROUPS.items()
-    ]
-    return [("clustertopologies", topology), *(("processgroups", group) for group in groups)]
-
-
-def _singletons() -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (
-            "singletons",
-            {
-                "kind": "Singleton",
-                "metadata": {"name": name},
-                "spec": {
-                    "topology": TOPOLOGY,
-                    "distribution": distribution,
-                    "partitionPolicy": policy,
-                    "leaseDuration": LEASE_DURATION,
-                },
-            },
-        )
-        for name, (distribution, policy) in SINGLETONS.items()
-    ]
 
 
 def _healthy(snapshot: Snapshot, size: int) -> bool:
@@ -225,11 +54,6 @@ def _healthy(snapshot: Snapshot, size: int) -> bool:
     )
 
 
-def _established(definition: Mapping[str, Any]) -> bool:
-    conditions = (definition.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-
-
 def _whole(outcome: str) -> Check:
     """A check that all SCALED_SIZE members are ready and form one Healthy component."""
 
@@ -237,35 +61,6 @@ def _whole(outcome: str) -> Check:
         return outcome if _healthy(snapshot, SCALED_SIZE) else None
 
     return whole
-
-
-async def install_crds(api: ApiClient) -> None:
-    """Create or replace conclave's CRDs from the models; return once the API serves them."""
-    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-    for definition in crdgen.all_crds():
-        name = definition["metadata"]["name"]
-        try:
-            await api.create(path, definition)
-        except ConflictError:
-            current = await api.get(f"{path}/{name}")
-            definition["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            await api.replace(f"{path}/{name}", definition)
-        while not _established(await api.get(f"{path}/{name}")):
-            await asyncio.sleep(POLL_INTERVAL)
-
-
-async def create_namespace(api: ApiClient, name: str) -> None:
-    """Create the namespace; return once its default ServiceAccount exists (pods need it)."""
-    await api.create("/api/v1/namespaces", {"metadata": {"name": name}})
-    deadline = time.monotonic() + POD_TIMEOUT
-    while True:
-        try:
-            await api.get(f"/api/v1/namespaces/{name}/serviceaccounts/default")
-            return
-        except NotFoundError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(POLL_INTERVAL)
 
 
 class Scenario:
@@ -313,13 +108,12 @@ class Scenario:
             f"a headless Service, {FIRST_SIZE} pods whose members serve their view of the cluster, "
             "a ClusterTopology and two ProcessGroups; then the operator starts",
         )
-        await install_crds(self.api)
         await self.api.create(
             self._core("services"),
             {"metadata": {"name": TOPOLOGY}, "spec": {"clusterIP": "None", "selector": {"app": TOPOLOGY}}},
         )
         await self._start_members(range(FIRST_SIZE))
-        for plural, body in _resources():
+        for plural, body in manifests.resources():
             await self._create(plural, body)
         started = time.monotonic()
         self.start_operator()
@@ -344,7 +138,7 @@ class Scenario:
             f"leaseDuration {LEASE_DURATION}",
         )
         started = time.monotonic()
-        for plural, body in _singletons():
+        for plural, body in manifests.singletons():
             await self._create(plural, body)
 
         def placed(snapshot: Snapshot) -> str | None:
@@ -373,27 +167,33 @@ class Scenario:
         await self._expect(number, f"scale to {SCALED_SIZE}", started, {"joined": joined, "grown": grown})
 
     async def fail_over(self, number: int) -> None:
-        before = (await self._snapshot()).singleton("billing").status
-        if before.owner_pod is None:
+        before = await self._singletons()
+        pod = before["billing"].owner_pod
+        if pod is None:
             raise ScenarioFailed(f"Step {number} (failover): billing has no owner to fail over")
-        epoch = before.epoch or 0
-        self.narration.step(
-            number, "Failover", f"delete {before.owner_pod}, which owns the singleton billing"
-        )
+        owned = {name: was for name, was in before.items() if was.owner_pod == pod}
+        others = {name: was for name, was in before.items() if was.owner_pod != pod}
+        self.narration.step(number, "Failover", f"delete {pod}, which owns {' and '.join(owned)}")
         started = time.monotonic()
-        await self.api.delete(self._core("pods", before.owner_pod))
-        index = self._index(before.owner_pod)
-        self.members.remove(self._nodes.pop(index))  # the member dies with its pod
+        await self.api.delete(self._core("pods", pod))
+        self.members.remove(self._nodes.pop(self._index(pod)))  # the member dies with its pod
 
         def moved(snapshot: Snapshot) -> str | None:
-            now = snapshot.singleton("billing").status
-            if now.phase == "Placed" and now.owner not in (None, before.owner) and now.epoch == epoch + 1:
-                return (
-                    f"billing failed over {before.owner_pod} → {now.owner_pod}, epoch {epoch} → {now.epoch}"
+            now = {name: snapshot.singleton(name).status for name in owned}
+            if all(
+                status.phase == "Placed"
+                and status.owner not in (None, owned[name].owner)
+                and status.epoch == (owned[name].epoch or 0) + 1
+                for name, status in now.items()
+            ):
+                return "failed over: " + "; ".join(
+                    f"{name} {pod} → {status.owner_pod}, epoch {owned[name].epoch} → {status.epoch}"
+                    for name, status in now.items()
                 )
             return None
 
-        await self._expect(number, "failover", started, {"moved": moved})
+        steady = {"elsewhere": self._stay(others, "not on the deleted pod, unchanged")} if others else {}
+        await self._expect(number, "failover", started, {"moved": moved}, steady)
 
     async def rejoin(self, number: int) -> None:
         gone = next(i for i in range(SCALED_SIZE) if i not in self._nodes)
@@ -500,7 +300,7 @@ class Scenario:
         """Create the pods, wait until the kubelet runs them, then serve each member's view
         on its pod IP, connected to every member."""
         for index in indexes:
-            await self.api.create(self._core("pods"), _pod(index))
+            await self.api.create(self._core("pods"), manifests.pod(index))
         for index in indexes:
             ip = await self._wait_running(f"{TOPOLOGY}-{index}")
             self._nodes[index] = f"{TOPOLOGY}@{ip}"
@@ -594,121 +394,3 @@ class Scenario:
     def _record(self, measurement: Measurement) -> None:
         self.measurements.append(measurement)
         self.narration.outcome(measurement)
-
-
-# The command: the processes behind the scenario.
-
-
-def serve_kubelet(cluster: LocalCluster) -> None:
-    """Play kubelet for the local cluster's pods until SIGTERM or SIGINT (`conclave
-    local-cluster kubelet`, which the demo runs as a process so that it outlives --keep)."""
-    stopped = threading.Event()
-
-    def stop(_signal: int, _frame: FrameType | None) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    with FakeKubelet(api, cluster.network):
-        stopped.wait()
-    api.close()
-
-
-class Processes:
-    """The demo's processes besides the control plane, each recorded in the cluster's state
-    (``LocalCluster.adopt``), so that `conclave local-cluster down` stops them by PID too."""
-
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.cluster = cluster
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def spawn(self, name: str, argv: Sequence[str]) -> None:
-        """Start ``argv`` in its own session (a Ctrl-C meant for the demo does not reach it:
-        the demo stops it in order), logging to the cluster's logs directory."""
-        logs = self.cluster.state_dir / "logs"
-        with (logs / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.started.append(process)
-        self.cluster.adopt(name, process.pid)
-
-    def stop(self) -> None:
-        for process in reversed(self.started):
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _conclave(*args: str) -> list[str]:
-    return [sys.executable, "-m", "conclave", *args]
-
-
-@contextlib.contextmanager
-def _uninterrupted() -> Iterator[None]:
-    """Cleanup that a second Ctrl-C cannot cut short (it would leave processes behind)."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _terminate_as_interrupt(_signal: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def run(
-    cluster: LocalCluster, narration: Narration, report: Callable[[str], None], keep: bool
-) -> Mapping[str, str] | None:
-    """The whole demo on a fresh local cluster. Returns the cluster's shell exports when
-    ``keep`` (cluster, kubelet, members and operator left running), else None after stopping
-    everything it started. Raises ScenarioFailed and LocalClusterError subclasses."""
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # a TERM cleans up like a Ctrl-C
-    report(f"Starting a fresh local cluster {cluster.name!r} (a previous one of that name is stopped)")
-    cluster.down()
-    members = SimulatedMembers(cluster.network)
-    processes = Processes(cluster)
-    kept = False
-    try:
-        cluster.up(report)
-        processes.spawn(
-            "fake-kubelet",
-            _conclave("local-cluster", "kubelet", "--name", cluster.name, "--pod-cidr", cluster.pod_cidr),
-        )
-        members.start()
-        assert members.pid is not None
-        cluster.adopt("simulated-members", members.pid)
-        api = ApiClient(load_configuration(str(cluster.kubeconfig)), identity="conclave-demo")
-
-        def start_operator() -> None:
-            operator = [
-                "run",
-                "--kubeconfig",
-                str(cluster.kubeconfig),
-                "--all-namespaces",
-                "--identity",
-                "demo",
-            ]
-            operator += ["--leader-election-namespace", NAMESPACE, "--health-port", str(free_port())]
-            processes.spawn("operator", _conclave(*operator))
-
-        try:
-            asyncio.run(create_namespace(api, NAMESPACE))
-            scenario = Scenario(api, NAMESPACE, members, start_operator, narration)
-            narration.table(asyncio.run(scenario.run()))
-        finally:
-            api.close()
-        kept = keep
-        return cluster.env() if keep else None
-    finally:
-        if not kept:
-            with _uninterrupted():
-                report("Stopping everything the demo started")
-                members.stop()
-                processes.stop()
-                cluster.down()
