@@ -102,8 +102,10 @@ class Processes:
         self.cluster.adopt(name, process.pid)
 
     def stop(self) -> None:
-        for process in reversed(self.started):
+        """TERM them all at once (each may take seconds to finish its watches), then reap."""
+        for process in self.started:
             process.terminate()
+        for process in self.started:
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:

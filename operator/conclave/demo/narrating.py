@@ -55,14 +55,18 @@ class Narration:
         self._line(self._style(f"── {number}. {title}: ", bold=True) + self._style(action, fg="cyan"))
 
     def watch(self, snapshot: Snapshot) -> None:
-        """Redraw the view in place, at most every LIVE_INTERVAL (only on a terminal)."""
+        """Redraw the view in place, at most every LIVE_INTERVAL, on a terminal tall enough
+        to hold it (the cursor cannot move back up into the scrollback)."""
         if not self.live or time.monotonic() - self._last_drawn < LIVE_INTERVAL:
             return
-        self._erase()
         text = self._view(snapshot)
+        size = shutil.get_terminal_size()
+        height = sum(max(1, math.ceil(len(click.unstyle(line)) / size.columns)) for line in text.splitlines())
+        if height >= size.lines:
+            return
+        self._erase()
         self._line(text)
-        columns = shutil.get_terminal_size().columns
-        self._drawn = sum(max(1, math.ceil(len(click.unstyle(line)) / columns)) for line in text.splitlines())
+        self._drawn = height
         self._last_drawn = time.monotonic()
 
     def outcome(self, measurement: Measurement) -> None:
