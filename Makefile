@@ -68,3 +68,4 @@ clean:
 # Benchmarks print tables; they are not tests and CI does not run them.
 bench: $(STAMP) system-deps control-plane
 	$(BIN)/python bench/discovery.py
+	$(BIN)/python bench/singletons.py

@@ -107,12 +107,12 @@ def percentiles(samples: list[float]) -> tuple[float, float, float]:
 
 @contextlib.contextmanager
 def operator_process(
-    kubeconfig: Path, namespace: str, dns: tuple[str, int], log: Path
+    kubeconfig: Path, namespace: str, log: Path, dns: tuple[str, int] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     command = [
         sys.executable, "-m", "conclave", "run", "--kubeconfig", str(kubeconfig), "--namespace", namespace,
         "--leader-election-namespace", namespace, "--health-port", str(free_port()), "--identity", "bench",
-        "--dns-server", f"{dns[0]}:{dns[1]}",
+        *(["--dns-server", f"{dns[0]}:{dns[1]}"] if dns else []),
     ]  # fmt: skip
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -196,7 +196,7 @@ def run(pods: int) -> list[tuple[str, str, int, float, float, float]]:
             FakeKubelet(api, cluster.network, namespaces=[namespace]),
             ClusterDNS(api) as dns,
             tempfile.TemporaryDirectory() as scratch,
-            operator_process(cluster.kubeconfig, namespace, dns.address, Path(scratch) / "operator.log"),
+            operator_process(cluster.kubeconfig, namespace, Path(scratch) / "operator.log", dns.address),
         ):
             time.sleep(3)  # the operator takes the lease and lists everything
             apps.patch_namespaced_deployment_scale("chat", namespace, {"spec": {"replicas": pods}})

@@ -10,11 +10,8 @@ import contextlib
 import dataclasses
 import json
 import os
-import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +20,8 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from conclave.localcluster import LocalCluster, PodNetwork
-from conclave.localcluster.clusters import free_port
 from conclave.localcluster.kubelet import FakeKubelet
+from support import Operators
 
 # Two test sessions on one machine must not share a cluster (one's teardown would stop the
 # other's): give a second session its own name and pod network through these variables.
@@ -112,56 +109,11 @@ def kubelet(api_client: client.ApiClient, pod_network: PodNetwork) -> Iterator[F
         yield fake
 
 
-@dataclasses.dataclass
-class OperatorProcess:
-    """A `conclave run` process under test; its log is kept for the failure report."""
-
-    identity: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    health_port: int
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture
-def start_operator(
-    cluster: Cluster, namespace: str, tmp_path: Path
-) -> Iterator[Callable[..., OperatorProcess]]:
+def start_operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Operators]:
     """Start `conclave run` against the test cluster, watching the test's namespace."""
-    started: list[OperatorProcess] = []
-
-    def start(identity: str = "operator-0", *extra: str) -> OperatorProcess:
-        port = free_port()
-        log = tmp_path / f"{identity}.log"
-        command = [
-            sys.executable, "-m", "conclave", "run",
-            "--kubeconfig", str(cluster.kubeconfig),
-            "--namespace", namespace,
-            "--identity", identity,
-            "--leader-election-namespace", namespace,
-            "--health-port", str(port),
-            "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5",
-            *extra,
-        ]  # fmt: skip
-        with log.open("wb") as sink:
-            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        operator = OperatorProcess(identity, process, log, port)
-        started.append(operator)
-        return operator
-
-    yield start
-    for operator in started:
+    operators = Operators(cluster.kubeconfig, namespace, tmp_path)
+    yield operators
+    for operator in operators.started:
         code = operator.stop()
         print(f"--- {operator.identity} exited {code}; its log:\n{operator.output()}")  # shown on failure

@@ -1,17 +1,26 @@
-"""Helpers shared by the integration and e2e tests (plain functions, no fixtures)."""
+"""Helpers shared by the integration and e2e tests (plain functions and classes, no fixtures)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client
 
+from conclave.localcluster.clusters import free_port
+
 T = TypeVar("T")
 
 GROUP, VERSION = "conclave.dev", "v1alpha1"
+STABLE_AFTER = 2.0
+"""The partition debounce of the topologies the integration tests start."""
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1) -> T:
@@ -73,3 +82,63 @@ def events_about(api_client: client.ApiClient, namespace: str, name: str) -> lis
         for e in found
         if e.get("regarding", {}).get("name") == name
     ]
+
+
+def partition_of(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    partition: dict[str, Any] = (
+        read(api_client, namespace, "clustertopologies", "chat").get("status", {}).get("partition", {})
+    )
+    return partition
+
+
+@dataclasses.dataclass
+class OperatorProcess:
+    """A `conclave run` process under test; its log is kept for the failure report."""
+
+    identity: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    health_port: int
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+class Operators:
+    """Starts `conclave run` processes against the test cluster, watching one namespace;
+    keeps them, so a test can kill one and the fixture stops the rest."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, logs: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
+        self.logs = logs
+        self.started: list[OperatorProcess] = []
+
+    def __call__(self, identity: str = "operator-0", *extra: str) -> OperatorProcess:
+        port = free_port()
+        log = self.logs / f"{identity}.log"
+        command = [
+            sys.executable, "-m", "conclave", "run",
+            "--kubeconfig", str(self.kubeconfig),
+            "--namespace", self.namespace,
+            "--identity", identity,
+            "--leader-election-namespace", self.namespace,
+            "--health-port", str(port),
+            "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5",
+            *extra,
+        ]  # fmt: skip
+        with log.open("wb") as sink:
+            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        operator = OperatorProcess(identity, process, log, port)
+        self.started.append(operator)
+        return operator

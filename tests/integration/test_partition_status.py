@@ -4,84 +4,15 @@ whose views the test cuts, and the operator probing them."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from conclave.localcluster import PodNetwork
-from conclave.localcluster.kubelet import FakeKubelet
-from conclave.sim import SimulatedMembers
-from support import condition, create, events_about, eventually, read
+from support import STABLE_AFTER, condition, events_about, eventually, partition_of, read
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
-
-STABLE_AFTER = 2.0
-
-
-@pytest.fixture
-def cluster_of(
-    api_client: client.ApiClient,
-    namespace: str,
-    kubelet: FakeKubelet,
-    pod_network: PodNetwork,
-    start_operator: Callable[..., Any],
-) -> Iterator[Callable[..., tuple[SimulatedMembers, list[str]]]]:
-    """Start ``size`` members (pods and simulated BEAM views) and a topology probing them;
-    return the simulation and the node names ordered by address."""
-    with SimulatedMembers(pod_network) as sim:
-
-        def start(size: int, **partition: str) -> tuple[SimulatedMembers, list[str]]:
-            core = client.CoreV1Api(api_client)
-            core.create_namespaced_service(
-                namespace,
-                {"metadata": {"name": "chat"}, "spec": {"clusterIP": "None", "selector": {"app": "chat"}}},
-            )
-            for index in range(size):
-                core.create_namespaced_pod(
-                    namespace,
-                    {
-                        "metadata": {"name": f"chat-{index}", "labels": {"app": "chat"}},
-                        "spec": {"containers": [{"name": "beam", "image": "conclave.dev/fake:1"}]},
-                    },
-                )
-            ips = sorted(
-                (kubelet.wait_running(namespace, f"chat-{i}").status.pod_ip for i in range(size)),
-                key=lambda ip: tuple(int(part) for part in ip.split(".")),
-            )
-            names = [f"chat@{ip}" for ip in ips]
-            for name, ip in zip(names, ips, strict=True):
-                sim.add(name, ip)
-            sim.connect_all()
-            create(
-                api_client,
-                namespace,
-                "clustertopologies",
-                {
-                    "kind": "ClusterTopology",
-                    "metadata": {"name": "chat"},
-                    "spec": {
-                        "strategy": "KubernetesAPI",
-                        "service": "chat",
-                        "applicationName": "chat",
-                        "probe": {"type": "http", "port": 4000, "interval": "500ms", "timeout": "300ms"},
-                        "partition": {"stableAfter": f"{STABLE_AFTER:.0f}s", **partition},
-                    },
-                },
-            )
-            start_operator()
-            eventually(lambda: partition_of(api_client, namespace).get("state") == "Healthy", timeout=30)
-            return sim, names
-
-        yield start
-
-
-def partition_of(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
-    partition: dict[str, Any] = (
-        read(api_client, namespace, "clustertopologies", "chat").get("status", {}).get("partition", {})
-    )
-    return partition
 
 
 def reasons(api_client: client.ApiClient, namespace: str) -> list[str]:

@@ -142,7 +142,7 @@ def test_printer_columns_show_a_reconciled_objects_state(
     create(api_client, namespace, "singletons", BILLING)
     create(api_client, namespace, "processgroups", subscribers(scope="pubsub", group="orders"))
     start_operator()
-    eventually(lambda: reconciled(api_client, namespace, "singletons", "billing"))
+    eventually(lambda: read(api_client, namespace, "singletons", "billing").get("status", {}).get("epoch"))
 
     [topology] = table(api_client, namespace, "clustertopologies")
     assert {k: v for k, v in topology.items() if k != "Age"} == {
@@ -153,7 +153,8 @@ def test_printer_columns_show_a_reconciled_objects_state(
         "Partition": "Unknown",  # probe.type none: no member views
     }
     [singleton] = table(api_client, namespace, "singletons")
-    assert (singleton["Name"], singleton["Phase"], singleton["Policy"]) == ("billing", "Pending", "Fence")
+    assert (singleton["Name"], singleton["Phase"], singleton["Policy"]) == ("billing", "Placed", "Fence")
+    assert (singleton["Owner"] in STATIC_TOPOLOGY["spec"]["hosts"], singleton["Epoch"]) == (True, 1)  # type: ignore[index]
     [group] = table(api_client, namespace, "processgroups")
     assert (group["Name"], group["Scope"], group["Group"]) == ("subscribers", "pubsub", "orders")
 

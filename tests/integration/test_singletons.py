@@ -1,0 +1,477 @@
+"""Singletons on the real control plane: fake-kubelet pods, simulated members, the operator
+as its own process. Ownership is read from the Lease, the truth the app's rule reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from conclave.core.ownership import REASON_ANNOTATION, pod_annotation, released_annotation
+from conclave.core.placement import choose
+from conclave.localcluster.kubelet import TERMINATION_DELAY_ANNOTATION, FakeKubelet
+from conclave.sim import SimulatedMembers
+from support import STABLE_AFTER, Operators, create, events_about, eventually, partition_of, read
+
+pytestmark = pytest.mark.usefixtures("installed_crds")
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    holder: str | None
+    epoch: int
+    pod: str | None
+    reason: str | None
+    resource_version: str
+
+
+def lease(api_client: client.ApiClient, namespace: str, name: str) -> Owner | None:
+    try:
+        found = client.CoordinationV1Api(api_client).read_namespaced_lease(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    annotations = found.metadata.annotations or {}
+    return Owner(
+        found.spec.holder_identity,
+        found.spec.lease_transitions or 0,
+        annotations.get("conclave.dev/owner-pod"),
+        annotations.get(REASON_ANNOTATION),
+        found.metadata.resource_version,
+    )
+
+
+def held(api_client: client.ApiClient, namespace: str, name: str) -> Owner | None:
+    found = lease(api_client, namespace, name)
+    return found if found is not None and found.holder else None
+
+
+def singleton(api_client: client.ApiClient, namespace: str, name: str, **spec: Any) -> None:
+    body = {"kind": "Singleton", "metadata": {"name": name}, "spec": {"topology": "chat", **spec}}
+    create(api_client, namespace, "singletons", body)
+
+
+def pod_annotations(api_client: client.ApiClient, namespace: str, pod: str) -> dict[str, str]:
+    found: dict[str, str] = (
+        client.CoreV1Api(api_client).read_namespaced_pod(pod, namespace).metadata.annotations
+    )
+    return found or {}
+
+
+def annotate(api_client: client.ApiClient, namespace: str, pod: str, annotations: dict[str, str]) -> None:
+    client.CoreV1Api(api_client).patch_namespaced_pod(
+        pod, namespace, {"metadata": {"annotations": annotations}}
+    )
+
+
+def status_of(api_client: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = read(api_client, namespace, "singletons", name).get("status", {})
+    return found
+
+
+def reasons(api_client: client.ApiClient, namespace: str, name: str) -> list[str]:
+    return [reason for _, reason, _ in events_about(api_client, namespace, name)]
+
+
+def test_a_gone_owner_is_replaced_within_a_second_and_a_terminating_one_only_once_it_is_gone(
+    api_client: client.ApiClient, namespace: str, cluster_of: Callable[..., Any], kubelet: FakeKubelet
+) -> None:
+    cluster_of(4)
+    singleton(api_client, namespace, "jobs", leaseDuration="60s")
+    first = eventually(lambda: held(api_client, namespace, "jobs"))
+    assert (first.epoch, first.reason) == (1, "Placed")
+    assert first.pod is not None
+    status = eventually(
+        lambda: (s := status_of(api_client, namespace, "jobs")).get("phase") == "Placed" and s
+    )
+    assert (status["owner"], status["ownerPod"], status["epoch"]) == (first.holder, first.pod, 1)
+    eventually(lambda: pod_annotations(api_client, namespace, first.pod).get(pod_annotation("jobs")) == "1")
+
+    started = time.monotonic()
+    client.CoreV1Api(api_client).delete_namespaced_pod(first.pod, namespace, grace_period_seconds=0)
+    second = eventually(
+        lambda: (o := held(api_client, namespace, "jobs")) and o.epoch == 2 and o, interval=0.01
+    )
+    assert time.monotonic() - started < 1.0
+    assert (second.reason, second.holder != first.holder) == ("OwnerGone", True)
+    assert second.pod is not None
+
+    # terminating, not gone: it runs through its grace period, so it is only revoked
+    annotate(api_client, namespace, second.pod, {TERMINATION_DELAY_ANNOTATION: "never"})
+    client.CoreV1Api(api_client).delete_namespaced_pod(second.pod, namespace)
+    revoked = eventually(lambda: (o := lease(api_client, namespace, "jobs")) and not o.holder and o)
+    assert (revoked.epoch, revoked.reason) == (2, "Terminating")
+    assert status_of(api_client, namespace, "jobs")["phase"] in ("Placed", "Moving")  # mirrors soon after
+    eventually(lambda: status_of(api_client, namespace, "jobs").get("phase") == "Moving")
+    time.sleep(2.0)
+    assert held(api_client, namespace, "jobs") is None, "granted while the old owner still runs"
+    started = time.monotonic()
+    kubelet.confirm_termination(namespace, second.pod)
+    third = eventually(lambda: held(api_client, namespace, "jobs"), interval=0.01)
+    assert time.monotonic() - started < 1.0
+    assert (third.epoch, third.reason) == (3, "OwnerGone")
+    assert {"OwnerGranted", "OwnerRevoked"} <= set(eventually(lambda: reasons(api_client, namespace, "jobs")))
+
+
+def test_a_not_ready_owner_is_revoked_at_once_and_replaced_after_the_lease_or_when_it_releases(
+    api_client: client.ApiClient, namespace: str, cluster_of: Callable[..., Any], kubelet: FakeKubelet
+) -> None:
+    cluster_of(3)
+    duration = 3.0
+    singleton(api_client, namespace, "jobs", leaseDuration=f"{duration:.0f}s")
+    first = eventually(lambda: held(api_client, namespace, "jobs"))
+    assert first.pod is not None
+
+    kubelet.set_ready(namespace, first.pod, False)
+    revoked = eventually(
+        lambda: (o := lease(api_client, namespace, "jobs")) and not o.holder and o, interval=0.01
+    )
+    revoked_at = time.monotonic()
+    assert (revoked.epoch, revoked.reason) == (1, "NotReady")
+    eventually(lambda: pod_annotation("jobs") not in pod_annotations(api_client, namespace, first.pod))
+    second = eventually(lambda: held(api_client, namespace, "jobs"), timeout=duration + 5, interval=0.01)
+    waited = time.monotonic() - revoked_at
+    assert duration - 0.1 <= waited < duration + 1.0
+    assert (second.epoch, second.reason) == (2, "LeaseExpired")
+    assert second.pod is not None
+
+    kubelet.set_ready(namespace, second.pod, False)
+    eventually(lambda: (o := lease(api_client, namespace, "jobs")) and not o.holder, interval=0.01)
+    started = time.monotonic()
+    annotate(api_client, namespace, second.pod, {released_annotation("jobs"): "2"})  # what the app does
+    third = eventually(lambda: held(api_client, namespace, "jobs"), interval=0.01)
+    assert time.monotonic() - started < 1.0
+    assert (third.epoch, third.reason) == (3, "Released")
+
+
+def test_no_lease_is_written_while_ownership_is_unchanged(
+    api_client: client.ApiClient, namespace: str, cluster_of: Callable[..., Any]
+) -> None:
+    cluster_of(3)
+    names = [f"job-{i}" for i in range(100)]
+    for name in names:
+        singleton(api_client, namespace, name)
+
+    def versions() -> dict[str, str] | None:
+        leases = client.CoordinationV1Api(api_client).list_namespaced_lease(
+            namespace, label_selector="conclave.dev/lease-of"
+        )
+        found = {
+            item.metadata.name: item.metadata.resource_version
+            for item in leases.items
+            if item.spec.holder_identity
+        }
+        return found if len(found) == len(names) else None
+
+    before = eventually(versions, timeout=60)
+    time.sleep(60)  # a quiet minute: probes, resyncs and status checks keep running
+    assert versions() == before
+
+
+def test_fence_moves_a_minority_owner_to_the_majority_continue_keeps_it_no_majority_fences(
+    api_client: client.ApiClient, namespace: str, cluster_of: Callable[..., Any]
+) -> None:
+    sim, names = cluster_of(5)
+    minority = names[3:]
+    name = next(n for n in (f"job-{i}" for i in range(200)) if choose(f"{namespace}/{n}", names) in minority)
+    duration = 3.0
+    singleton(api_client, namespace, name, leaseDuration=f"{duration:.0f}s", partitionPolicy="Fence")
+    singleton(api_client, namespace, "steady", partitionPolicy="Continue")
+    first = eventually(lambda: held(api_client, namespace, name))
+    steady = eventually(lambda: held(api_client, namespace, "steady"))
+    assert first.holder in minority
+
+    sim.partition([names[:3], minority])
+    eventually(
+        lambda: partition_of(api_client, namespace).get("state") == "Partitioned", timeout=STABLE_AFTER + 5
+    )
+    revoked = eventually(
+        lambda: (o := lease(api_client, namespace, name)) and not o.holder and o, interval=0.02
+    )
+    revoked_at = time.monotonic()
+    assert revoked.reason == "MinorityFenced"
+    moved = eventually(lambda: held(api_client, namespace, name), timeout=duration + 5, interval=0.02)
+    assert time.monotonic() - revoked_at >= duration - 0.1
+    assert (moved.holder in names[:3], moved.epoch) == (True, 2)
+    assert held(api_client, namespace, "steady") == steady, "Continue keeps its owner through a split"
+
+    sim.partition([names[:2], names[2:4], names[4:]])  # nobody holds a majority
+    fenced = eventually(
+        lambda: (s := status_of(api_client, namespace, name)).get("phase") == "Fenced" and s,
+        timeout=STABLE_AFTER + 5,
+    )
+    assert "owner" not in fenced
+    assert held(api_client, namespace, name) is None
+    assert "SingletonFenced" in eventually(lambda: reasons(api_client, namespace, name))
+
+
+def test_an_operator_killed_mid_move_resumes_from_the_lease_and_waits_afresh(
+    api_client: client.ApiClient,
+    namespace: str,
+    cluster_of: Callable[..., Any],
+    kubelet: FakeKubelet,
+    start_operator: Operators,
+) -> None:
+    cluster_of(3)
+    duration = 4.0
+    singleton(api_client, namespace, "jobs", leaseDuration=f"{duration:.0f}s")
+    first = eventually(lambda: held(api_client, namespace, "jobs"))
+    assert first.pod is not None
+    kubelet.set_ready(namespace, first.pod, False)
+    eventually(lambda: (o := lease(api_client, namespace, "jobs")) and not o.holder, interval=0.01)
+    revoked_at = time.monotonic()
+    for running in start_operator.started:
+        running.process.send_signal(signal.SIGKILL)  # no chance to finish anything
+        running.process.wait()
+    restarted_at = time.monotonic()
+    start_operator("operator-1")
+    second = eventually(lambda: held(api_client, namespace, "jobs"), timeout=30, interval=0.02)
+    assert time.monotonic() - restarted_at >= duration - 0.1, "the wait starts afresh after a restart"
+    assert time.monotonic() - revoked_at >= duration
+    assert second.epoch == 2
+    assert eventually(lambda: status_of(api_client, namespace, "jobs").get("epoch") == 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """One watch event, by the watcher's clock and etcd's revision (resourceVersion)."""
+
+    at: float
+    revision: int
+    kind: str
+    type: str
+    name: str
+    uid: str
+    holder: str | None = None
+    epoch: int = 0
+    owner_pod_uid: str | None = None
+    phase: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+class Watcher:
+    """An independent observer of the Leases and pods, on watches of its own: it knows
+    nothing of the operator and checks ownership only from what the API published."""
+
+    def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
+        self.api_client = api_client
+        self.namespace = namespace
+        self.seen: list[Seen] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.watches: list[watch.Watch] = []
+        self.threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Watcher:
+        """List both kinds first (so nothing that happens next is missed), then watch on."""
+        for kind in ("Lease", "Pod"):
+            lister, extra = self._lister(kind)
+            listed = lister(self.namespace, **extra)
+            for item in listed.items:
+                self._record(kind, "ADDED", item)
+            thread = threading.Thread(
+                target=self._follow, args=(kind, listed.metadata.resource_version), daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        for stream in self.watches:
+            stream.stop()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+    def _lister(self, kind: str) -> tuple[Any, dict[str, str]]:
+        if kind == "Lease":
+            lister = client.CoordinationV1Api(self.api_client).list_namespaced_lease
+            return lister, {"label_selector": "conclave.dev/lease-of"}
+        return client.CoreV1Api(self.api_client).list_namespaced_pod, {}
+
+    def _follow(self, kind: str, resource_version: str) -> None:
+        stream = watch.Watch()
+        self.watches.append(stream)
+        lister, extra = self._lister(kind)
+        try:
+            for event in stream.stream(
+                lister, self.namespace, resource_version=resource_version, timeout_seconds=600, **extra
+            ):
+                self._record(kind, event["type"], event["object"])
+        except Exception:
+            if not self.stopping.is_set():
+                raise  # a broken watch would hide events: fail loudly
+
+    def _record(self, kind: str, type_: str, item: Any) -> None:
+        metadata = item.metadata
+        annotations = metadata.annotations or {}
+        seen = Seen(
+            at=time.monotonic(),
+            revision=int(metadata.resource_version),  # etcd's revision: one order for both kinds
+            kind=kind,
+            type=type_,
+            name=metadata.name,
+            uid=metadata.uid,
+            holder=item.spec.holder_identity if kind == "Lease" else None,
+            epoch=(item.spec.lease_transitions or 0) if kind == "Lease" else 0,
+            owner_pod_uid=annotations.get("conclave.dev/owner-pod-uid"),
+            phase=item.status.phase if kind == "Pod" else None,
+            annotations=tuple(sorted(annotations.items())),
+        )
+        with self.lock:
+            self.seen.append(seen)
+
+    def grants(self, duration: float, tolerance: float) -> Counter[str]:
+        """Check every change of holder; return how each grant was justified."""
+        with self.lock:
+            seen = sorted(self.seen, key=lambda s: s.revision)
+        pods = [s for s in seen if s.kind == "Pod"]
+        justified: Counter[str] = Counter()
+        last: dict[str, Seen] = {}  # per Lease: its last event with a holder
+        revoked: dict[str, Seen] = {}  # per Lease: when its holder was first seen cleared
+        for event in (s for s in seen if s.kind == "Lease" and s.type != "DELETED"):
+            previous = last.get(event.name)
+            if not event.holder:
+                if previous is not None and event.name not in revoked:
+                    revoked[event.name] = event
+                continue
+            if previous is not None and (previous.holder, previous.epoch) != (event.holder, event.epoch):
+                assert event.epoch > previous.epoch, (
+                    f"{event.name}: epoch went {previous.epoch} → {event.epoch}"
+                )
+                if (previous.holder, previous.owner_pod_uid) == (event.holder, event.owner_pod_uid):
+                    justified["same member"] += 1
+                else:
+                    justified[
+                        self._why(event, previous, revoked.get(event.name), pods, duration, tolerance)
+                    ] += 1
+            last[event.name] = event
+            revoked.pop(event.name, None)
+        return justified
+
+    @staticmethod
+    def _why(
+        grant: Seen,
+        previous: Seen,
+        revocation: Seen | None,
+        pods: list[Seen],
+        duration: float,
+        tolerance: float,
+    ) -> str:
+        before = [p for p in pods if p.uid == previous.owner_pod_uid and p.revision < grant.revision]
+        if any(p.type == "DELETED" or p.phase in ("Succeeded", "Failed") for p in before):
+            return "gone"
+        key = released_annotation(grant.name)
+        if any(dict(p.annotations).get(key) == str(previous.epoch) for p in before):
+            return "released"
+        assert revocation is not None, f"{grant.name}: {previous.holder} replaced without a revocation"
+        waited = grant.at - revocation.at
+        assert waited >= duration - tolerance, (
+            f"{grant.name}: granted to {grant.holder} {waited:.2f}s after revoking {previous.holder}"
+        )
+        return "expired"
+
+
+@dataclasses.dataclass
+class Churn:
+    """Random trouble for the members: pods gone or terminating (each replaced by a new
+    pod), readiness flips, splits and heals, and apps releasing what they own."""
+
+    api_client: client.ApiClient
+    namespace: str
+    sim: SimulatedMembers
+    kubelet: FakeKubelet
+    singletons: list[str]
+    members: dict[str, str]
+    """pod → node name"""
+    rng: random.Random
+    created: int = 0
+
+    def step(self) -> None:
+        action = self.rng.choice(
+            ["gone", "terminating", "ready", "ready", "split", "heal", "release", "release"]
+        )
+        pod = self.rng.choice(sorted(self.members))
+        if action in ("gone", "terminating"):
+            self.replace(pod, 0 if action == "gone" else None)
+        elif action == "ready":
+            self.kubelet.set_ready(self.namespace, pod, self.rng.random() < 0.5)
+        elif action == "split":
+            nodes = sorted(self.members.values())
+            self.rng.shuffle(nodes)
+            self.sim.partition([nodes[:3], nodes[3:]])
+        elif action == "heal":
+            self.sim.connect_all()
+        else:  # an app that stopped its singleton says so, as docs/singletons.md asks
+            name = self.rng.choice(self.singletons)
+            owner = lease(self.api_client, self.namespace, name)
+            if owner is not None and owner.pod in self.members:
+                annotate(
+                    self.api_client, self.namespace, owner.pod, {released_annotation(name): str(owner.epoch)}
+                )
+
+    def replace(self, pod: str, grace: int | None) -> None:
+        core = client.CoreV1Api(self.api_client)
+        if grace is None:
+            annotate(self.api_client, self.namespace, pod, {TERMINATION_DELAY_ANNOTATION: "0.5"})
+        core.delete_namespaced_pod(pod, self.namespace, grace_period_seconds=grace)
+        self.sim.remove(self.members.pop(pod))
+        self.created += 1
+        fresh = f"chat-new-{self.created}"
+        body = {
+            "metadata": {"name": fresh, "labels": {"app": "chat"}},
+            "spec": {"containers": [{"name": "beam", "image": "conclave.dev/fake:1"}]},
+        }
+        core.create_namespaced_pod(self.namespace, body)
+        ip = self.kubelet.wait_running(self.namespace, fresh).status.pod_ip
+        self.members[fresh] = f"chat@{ip}"
+        self.sim.add(self.members[fresh], ip)
+        self.sim.connect_all()
+
+    def settle(self) -> None:
+        self.sim.connect_all()
+        for pod in self.members:
+            self.kubelet.set_ready(self.namespace, pod, True)
+
+
+def test_churn_never_grants_while_the_previous_owner_may_still_run(
+    api_client: client.ApiClient,
+    namespace: str,
+    cluster_of: Callable[..., Any],
+    kubelet: FakeKubelet,
+) -> None:
+    sim, names = cluster_of(5)
+    duration = 2.0
+    singletons = [f"s-{i}" for i in range(20)]
+    for i, name in enumerate(singletons):
+        singleton(
+            api_client, namespace, name,
+            leaseDuration=f"{duration:.0f}s",
+            distribution="UniformQuorum" if i % 4 == 0 else "Uniform",
+            partitionPolicy="Continue" if i % 3 == 0 else "Fence",
+            rebalance="Active" if i % 5 == 0 else "Passive",
+        )  # fmt: skip
+    eventually(lambda: all(held(api_client, namespace, name) for name in singletons), timeout=30)
+    core = client.CoreV1Api(api_client)
+    pods = [f"chat-{i}" for i in range(len(names))]
+    members = {pod: f"chat@{core.read_namespaced_pod(pod, namespace).status.pod_ip}" for pod in pods}
+    churn = Churn(api_client, namespace, sim, kubelet, singletons, members, random.Random(20261125))
+    with Watcher(api_client, namespace) as watcher:
+        for _ in range(200):
+            churn.step()
+            time.sleep(churn.rng.uniform(0.0, 0.3))
+        churn.settle()
+        eventually(lambda: all(held(api_client, namespace, name) for name in singletons), timeout=30)
+    justified = watcher.grants(duration, tolerance=0.25)
+    print(f"grants to a new member, by why they were safe: {dict(justified)}")
+    assert {"gone", "released", "expired"} <= set(justified), "the churn must exercise every rule"
