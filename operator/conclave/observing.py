@@ -103,7 +103,7 @@ def observe(
         metrics.DISCOVERY_SECONDS.labels(strategy=strategy).observe(time.perf_counter() - started)
     config_map = cache.get(CONFIG_MAP, key.namespace, planning.members_config_map_name(key.topology))
     return Observation(
-        now=datetime.datetime.fromtimestamp(int(now), datetime.UTC),
+        now=datetime.datetime.fromtimestamp(now, datetime.UTC),  # exact: debounces compare it
         namespace=key.namespace,
         topology_name=key.topology,
         topology=observed(ClusterTopology, topology) if topology else None,

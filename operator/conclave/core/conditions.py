@@ -32,6 +32,7 @@ def merge(
     """The conditions to publish: exactly ``wanted``, in order, each keeping its
     lastTransitionTime while its status is unchanged (conclave owns the whole list)."""
     by_type = {condition.type: condition for condition in existing}
+    now = now.replace(microsecond=0)  # metav1.Time has whole seconds
     result: list[Condition] = []
     for want in wanted:
         status = _status_text(want.status)

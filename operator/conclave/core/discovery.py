@@ -197,7 +197,7 @@ def members(found: Sequence[Found], previous: Sequence[Member], now: datetime.da
             ip=entry.ip,
             ready=entry.ready,
             node_name=entry.node_name,
-            since=first_seen.get(entry.name) or now,
+            since=first_seen.get(entry.name) or now.replace(microsecond=0),
         )
         for entry in sorted(found, key=lambda entry: entry.name)
     ]
