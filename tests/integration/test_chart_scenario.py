@@ -1,0 +1,291 @@
+"""The operator as the chart deploys it, through a whole scenario: it runs under the chart's
+ServiceAccount (a TokenRequest token) while a real Prometheus scrapes it.
+
+One scenario serves two proofs. RBAC: the API server's audit log lists every call the
+ServiceAccount made; none may be refused, and the set of (verb, group, resource,
+subresource) used must equal what the chart's rules grant, so no rule is unused. The
+dashboard: every panel's PromQL, sent to Prometheus, must return data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from chart_tools import Helm, value_args
+from conclave.localcluster import PodNetwork
+from conclave.localcluster.clusters import free_port
+from conclave.localcluster.kubelet import FakeKubelet
+from conclave.sim import SimulatedMembers
+from conflicts import ConflictingProxy
+from monitoring import CHART, Prometheus, concrete, dashboard_expressions, has_data
+from support import create, eventually, raw_get, read
+
+pytestmark = pytest.mark.usefixtures("installed_crds")
+
+Call = tuple[str, str, str, str]
+"""(verb, API group, resource, subresource) as the audit log and RBAC rules name them."""
+
+RELEASE = "audited"
+RATE_INTERVAL = "5m"
+"""Longer than the scenario, so every counter's whole history is in each rate window."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    granted: set[Call]
+    """What the chart's roles bound to its ServiceAccount allow."""
+    used: set[Call]
+    """What the ServiceAccount called, less what every authenticated user may."""
+    refused: list[str]
+    unscripted: list[str]
+    """Conflicts the proxy was told to answer but never got the request for."""
+    answers: dict[tuple[str, str], list[dict[str, Any]]]
+    """(panel, expression) → what Prometheus answered."""
+    log: str
+
+
+def expand(rules: list[dict[str, Any]]) -> set[Call]:
+    """Every (verb, group, resource, subresource) a list of RBAC rules allows."""
+    calls = set()
+    for rule in rules:
+        for group in rule.get("apiGroups", []):
+            for resource in rule.get("resources", []):
+                name, _, subresource = resource.partition("/")
+                calls |= {(verb, group, name, subresource) for verb in rule["verbs"]}
+    return calls
+
+
+def chart_grants(objects: list[dict[str, Any]], service_account: str, namespace: str) -> set[Call]:
+    """What the rendered roles grant the ServiceAccount through the rendered bindings."""
+    roles = {(o["kind"], o["metadata"]["name"]): o for o in objects if o["kind"] in ("Role", "ClusterRole")}
+    granted: set[Call] = set()
+    for binding in (o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        subject = {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}
+        if subject in binding["subjects"]:
+            granted |= expand(roles[binding["roleRef"]["kind"], binding["roleRef"]["name"]]["rules"])
+    return granted
+
+
+def granted_to_everyone(api_client: client.ApiClient, namespace: str) -> set[Call]:
+    """What the cluster's own bindings give every authenticated user or ServiceAccount
+    (SelfSubjectAccessReview, for one): no chart needs to grant it."""
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    groups = {"system:authenticated", "system:serviceaccounts", f"system:serviceaccounts:{namespace}"}
+    granted: set[Call] = set()
+    for binding in raw_get(api_client, f"{rbac}/clusterrolebindings")["items"]:
+        if any(s["kind"] == "Group" and s["name"] in groups for s in binding.get("subjects", [])):
+            role = raw_get(api_client, f"{rbac}/clusterroles/{binding['roleRef']['name']}")
+            granted |= expand(role.get("rules", []))
+    return granted
+
+
+def token_kubeconfig(
+    api_client: client.ApiClient, namespace: str, service_account: str, server: str, path: Path
+) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount, as the pod's token would."""
+    token = client.CoreV1Api(api_client).create_namespaced_service_account_token(
+        service_account, namespace, {"spec": {"expirationSeconds": 3600}}
+    )
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": {"server": server}}],
+        "users": [{"name": service_account, "user": {"token": token.status.token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": service_account}}],
+        "current-context": "operator",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def call_of(event: dict[str, Any]) -> Call:
+    ref = event["objectRef"]
+    return event["verb"], ref.get("apiGroup", ""), ref["resource"], ref.get("subresource", "")
+
+
+def pod(api_client: client.ApiClient, namespace: str, name: str, **labels: str) -> None:
+    client.CoreV1Api(api_client).create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": name, "labels": {"app": "chat", **labels}},
+            "spec": {"containers": [{"name": "beam", "image": "conclave.dev/fake:1"}]},
+        },
+    )
+
+
+def singleton_status(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    status: dict[str, Any] = read(api_client, namespace, "singletons", "scheduler").get("status", {})
+    return status
+
+
+def partition_state(api_client: client.ApiClient, namespace: str) -> str:
+    status = read(api_client, namespace, "clustertopologies", "chat").get("status", {})
+    return str(status.get("partition", {}).get("state"))
+
+
+def run_workload(
+    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, sim: SimulatedMembers
+) -> None:
+    """Members join, a group fills, a singleton is placed, the cluster splits and heals,
+    the owner dies and the singleton fails over, a member stops answering its probe."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_service(
+        namespace, {"metadata": {"name": "chat"}, "spec": {"clusterIP": "None", "selector": {"app": "chat"}}}
+    )
+    for index in range(3):
+        pod(api_client, namespace, f"chat-{index}", role="orders")
+    names = []
+    for index in range(3):
+        ip = kubelet.wait_running(namespace, f"chat-{index}").status.pod_ip
+        names.append(f"chat@{ip}")
+        sim.add(names[-1], ip)
+    sim.connect_all()
+    probe = {"type": "http", "port": 4000, "interval": "500ms", "timeout": "300ms"}
+    topology = {"strategy": "KubernetesAPI", "service": "chat", "applicationName": "chat", "probe": probe}
+    group = {"topology": "chat", "scope": "pubsub", "group": "orders", "minMembers": 2}
+    for plural, kind, name, spec in [
+        ("clustertopologies", "ClusterTopology", "chat", {**topology, "partition": {"stableAfter": "1s"}}),
+        (
+            "processgroups",
+            "ProcessGroup",
+            "orders",
+            {**group, "selector": {"matchLabels": {"role": "orders"}}},
+        ),
+        ("singletons", "Singleton", "scheduler", {"topology": "chat", "distribution": "Uniform"}),
+    ]:
+        create(api_client, namespace, plural, {"kind": kind, "metadata": {"name": name}, "spec": spec})
+
+    eventually(lambda: partition_state(api_client, namespace) == "Healthy")
+    eventually(
+        lambda: read(api_client, namespace, "processgroups", "orders").get("status", {}).get("count") == 3
+    )
+    placed = eventually(lambda: (s := singleton_status(api_client, namespace)).get("phase") == "Placed" and s)
+
+    sim.partition([names[:2], names[2:]])
+    eventually(lambda: partition_state(api_client, namespace) == "Partitioned")
+    sim.connect_all()
+    eventually(lambda: partition_state(api_client, namespace) == "Healthy")
+
+    core.delete_namespaced_pod(placed["ownerPod"], namespace)  # terminating, then gone
+    eventually(lambda: singleton_status(api_client, namespace).get("epoch", 0) > placed["epoch"])
+    survivor = next(name for name in names if name != placed["owner"])
+    sim.set_mode(survivor, "error")
+
+
+def scripted_conflicts(namespace: str) -> list[tuple[str, str]]:
+    """The first status write of each kind and the first create of each object conclave
+    owns conflict, so the operator re-reads each (a get the chart must grant) and retries."""
+    crs = rf"/apis/conclave\.dev/v1alpha1/namespaces/{namespace}"
+    return [
+        *(
+            ("PATCH", rf"{crs}/{plural}/[^/]+/status")
+            for plural in ("clustertopologies", "processgroups", "singletons")
+        ),
+        *(("POST", rf"/api/v1/namespaces/{namespace}/{plural}") for plural in ("services", "configmaps")),
+        ("POST", rf"/apis/discovery\.k8s\.io/v1/namespaces/{namespace}/endpointslices"),
+    ]
+
+
+@contextlib.contextmanager
+def operator(kubeconfig: Path, namespace: str, port: int, log: Path) -> Iterator[None]:
+    """`conclave run` watching the namespace, as the chart's Deployment runs it."""
+    command = [
+        sys.executable, "-m", "conclave", "run", "--kubeconfig", str(kubeconfig), "--namespace", namespace,
+        "--identity", "audited-0", "--leader-election-namespace", namespace, "--health-port", str(port),
+        "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5",
+    ]  # fmt: skip
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def dashboard_answers(prometheus: Prometheus) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Every dashboard query's answer, once all have data (or after 20s, as they are then)."""
+    expressions = [
+        (title, concrete(expression, RATE_INTERVAL)) for title, expression in dashboard_expressions()
+    ]
+
+    def ask() -> dict[tuple[str, str], list[dict[str, Any]]]:
+        return {key: prometheus.query(key[1]) for key in expressions}
+
+    try:
+        return eventually(lambda: (found := ask()) and all(map(has_data, found.values())) and found, 20, 1.0)
+    except AssertionError:  # the test names the panels without data
+        return ask()
+
+
+@pytest.fixture(scope="module")
+def outcome(
+    cluster: Any,
+    api_client: client.ApiClient,
+    kubelet: FakeKubelet,
+    pod_network: PodNetwork,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Outcome]:
+    directory = tmp_path_factory.mktemp("chart-scenario")
+    core = client.CoreV1Api(api_client)
+    namespace = f"chart-scenario-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": namespace, "labels": {"conclave.dev/test": "true"}}})
+    helm = Helm.for_cluster(cluster.kubeconfig)
+    # The chart's RBAC and ServiceAccount; the operator runs here, not in the Deployment.
+    values = {"watchNamespaces": [namespace], "crds.enabled": False, "replicaCount": 0}
+    helm.run("install", RELEASE, str(CHART), "--namespace", namespace, *value_args(values))
+    objects = helm.template(RELEASE, namespace, values)
+    account = next(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount")
+    upstream = api_client.configuration
+    port = free_port()
+    log = directory / "operator.log"
+    try:
+        with (
+            ConflictingProxy(upstream.host, upstream.ssl_ca_cert, scripted_conflicts(namespace)) as proxy,
+            Prometheus(directory, [f"127.0.0.1:{port}"]) as prometheus,
+            SimulatedMembers(pod_network) as sim,
+        ):
+            kubeconfig = token_kubeconfig(api_client, namespace, account, proxy.url, directory / "kubeconfig")
+            with operator(kubeconfig, namespace, port, log):
+                run_workload(api_client, namespace, kubelet, sim)
+                answers = dashboard_answers(prometheus)
+        username = f"system:serviceaccount:{namespace}:{account}"
+        events = [e for e in cluster.audit_events() if e["user"]["username"] == username and "objectRef" in e]
+        yield Outcome(
+            granted=chart_grants(objects, account, namespace),
+            used={call_of(event) for event in events} - granted_to_everyone(api_client, namespace),
+            refused=[f"{e['verb']} {e['requestURI']}" for e in events if e["responseStatus"]["code"] == 403],
+            unscripted=[f"{method} {pattern.pattern}" for method, pattern in proxy.pending],
+            answers=answers,
+            log=log.read_text(errors="replace"),
+        )
+    finally:
+        helm.run("uninstall", RELEASE, "--namespace", namespace)
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(namespace)
+
+
+def test_the_operator_under_the_chart_s_service_account_is_never_refused(outcome: Outcome) -> None:
+    assert outcome.refused == [], outcome.log
+
+
+def test_the_chart_grants_exactly_what_the_operator_uses(outcome: Outcome) -> None:
+    assert outcome.unscripted == []  # every conflict path, and so its re-read, was walked
+    assert (sorted(outcome.granted - outcome.used), sorted(outcome.used - outcome.granted)) == ([], [])
+
+
+def test_every_dashboard_query_returns_data_from_a_real_prometheus(outcome: Outcome) -> None:
+    empty = [f"{title}: {query}" for (title, query), found in outcome.answers.items() if not has_data(found)]
+    assert empty == [], "\n".join(empty)
