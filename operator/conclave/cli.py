@@ -14,7 +14,7 @@ import click
 
 from conclave import __version__, demo, running, status, tools
 from conclave.api import crdgen
-from conclave.errors import ApiError, LocalClusterError, NotFoundError, ScenarioFailed
+from conclave.errors import ApiError, CredentialsError, LocalClusterError, NotFoundError, ScenarioFailed
 from conclave.localcluster import LocalCluster, ensure_binaries
 from conclave.localcluster.podnetwork import DEFAULT_POD_CIDR
 from conclave.settings import LogFormat, Settings
@@ -174,6 +174,8 @@ def run(
         code = asyncio.run(running.run(settings))
     except ValueError as error:
         raise click.UsageError(str(error)) from error
+    except CredentialsError as error:
+        raise click.ClickException(str(error)) from error
     sys.exit(code)
 
 
@@ -228,7 +230,7 @@ def status_command(namespace: str | None, kubeconfig: str | None) -> None:
         raise click.ClickException(
             "conclave's CRDs are not installed in this cluster (`conclave crds | kubectl apply -f -`)"
         ) from error
-    except ApiError as error:
+    except (ApiError, CredentialsError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(status.render(snapshot, datetime.datetime.now(datetime.UTC), color), nl=False, color=color)
 

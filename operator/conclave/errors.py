@@ -9,6 +9,7 @@ ConclaveError
 │   ├── ConflictError                  409: changed since read, or already exists
 │   ├── NotFoundError                  404
 │   └── ForbiddenError                 403: RBAC refused
+├── CredentialsError                   no in-cluster credentials and no usable kubeconfig
 ├── LeadershipLost                     this replica may no longer write
 ├── DNSError                           a lookup failed; ``reason`` says how (NXDOMAIN, Timeout, ...)
 └── ScenarioFailed (AssertionError)    a demo step's outcome did not show in the API in time
@@ -35,6 +36,10 @@ class PodNetworkError(LocalClusterError):
 
 class StartupError(LocalClusterError):
     """A control-plane component exited early or did not become ready in time."""
+
+
+class CredentialsError(ConclaveError):
+    """Neither in-cluster credentials nor a usable kubeconfig: nothing to talk to the API with."""
 
 
 class ApiError(ConclaveError):

@@ -18,7 +18,7 @@ import urllib3
 from kubernetes import client, config
 
 from conclave import __version__, metrics
-from conclave.errors import ApiError, ConflictError, ForbiddenError, NotFoundError
+from conclave.errors import ApiError, ConflictError, CredentialsError, ForbiddenError, NotFoundError
 
 JSON = dict[str, Any]
 REQUEST_TIMEOUT = 15.0
@@ -38,7 +38,11 @@ def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
             return configuration
         except config.ConfigException:
             pass
-    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    try:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    except (config.ConfigException, OSError) as error:
+        where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
+        raise CredentialsError(f"Not in a pod, and no usable kubeconfig at {where}: {error}") from error
     return configuration
 
 
