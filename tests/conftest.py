@@ -7,13 +7,10 @@ need the pod network or the fake kubelet are then skipped, saying why.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client, config, watch
@@ -21,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from conclave.localcluster import LocalCluster, PodNetwork
 from conclave.localcluster.kubelet import FakeKubelet
-from support import Operators
+from support import Cluster, Operators
 
 # Two test sessions on one machine must not share a cluster (one's teardown would stop the
 # other's): give a second session its own name and pod network through these variables.
@@ -36,20 +33,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for kind in ("unit", "integration", "e2e"):
             if f"{os.sep}tests{os.sep}{kind}{os.sep}" in str(item.path):
                 item.add_marker(getattr(pytest.mark, kind))
-
-
-@dataclasses.dataclass(frozen=True)
-class Cluster:
-    kubeconfig: Path
-    network: PodNetwork | None
-    """None on an existing cluster, which has no pod network of ours."""
-    audit_log: Path | None
-
-    def audit_events(self) -> list[dict[str, Any]]:
-        if self.audit_log is None:
-            pytest.skip("needs the local cluster's audit log (CONCLAVE_KUBECONFIG is set)")
-        lines = self.audit_log.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
 
 
 @pytest.fixture(scope="session")

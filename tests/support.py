@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from kubernetes import client
 
+from conclave.localcluster import PodNetwork
 from conclave.localcluster.clusters import free_port
 
 T = TypeVar("T")
@@ -142,3 +144,17 @@ class Operators:
         operator = OperatorProcess(identity, process, log, port)
         self.started.append(operator)
         return operator
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    kubeconfig: Path
+    network: PodNetwork | None
+    """None on an existing cluster, which has no pod network of ours."""
+    audit_log: Path | None
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        if self.audit_log is None:
+            pytest.skip("needs the local cluster's audit log (CONCLAVE_KUBECONFIG is set)")
+        lines = self.audit_log.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]

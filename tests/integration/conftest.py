@@ -3,41 +3,35 @@ a topology of real pods with simulated members probed by a running operator."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from conclave.api import crdgen
+from conclave.adapters.apiclient import ApiClient, load_configuration
+from conclave.demo import install_crds
 from conclave.localcluster import PodNetwork
 from conclave.localcluster.dnsserver import ClusterDNS
 from conclave.localcluster.kubelet import FakeKubelet
 from conclave.sim import SimulatedMembers
-from support import STABLE_AFTER, create, eventually, partition_of
-
-
-def established(api: client.ApiextensionsV1Api, name: str) -> bool:
-    conditions = api.read_custom_resource_definition(name).status.conditions or []
-    return any(c.type == "Established" and c.status == "True" for c in conditions)
+from support import STABLE_AFTER, Cluster, create, eventually, partition_of
 
 
 @pytest.fixture(scope="session")
-def installed_crds(api_client: client.ApiClient) -> None:
-    """Create or replace the CRDs from the models (not from crds/: the models are the source)."""
-    api = client.ApiextensionsV1Api(api_client)
-    for definition in crdgen.all_crds():
-        name = definition["metadata"]["name"]
+def installed_crds(cluster: Cluster) -> None:
+    """Create or replace the CRDs from the models (not from crds/: the models are the source),
+    as the demo does."""
+
+    async def install() -> None:
+        api = ApiClient(load_configuration(str(cluster.kubeconfig)), "tests")
         try:
-            current = api.read_custom_resource_definition(name)
-        except client.exceptions.ApiException as error:
-            if error.status != 404:
-                raise
-            api.create_custom_resource_definition(definition)
-        else:
-            definition["metadata"]["resourceVersion"] = current.metadata.resource_version
-            api.replace_custom_resource_definition(name, definition)
-        eventually(lambda n=name: established(api, n))
+            await install_crds(api)
+        finally:
+            api.close()
+
+    asyncio.run(install())
 
 
 @pytest.fixture(scope="session")

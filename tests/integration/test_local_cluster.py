@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 from conclave.localcluster import LocalCluster
@@ -33,8 +34,14 @@ def test_a_crashed_run_does_not_block_the_next_and_down_leaves_nothing(tmp_path:
         assert not any(alive(c) for c in crashed)
         assert cluster.running()
         assert cluster.network.exists()
+        helper = subprocess.Popen(["sleep", "600"])  # a process the cluster's user started for it
+        cluster.adopt("helper", helper.pid)
+        assert cluster.components()[-1] == Component(
+            "helper", os.readlink(f"/proc/{helper.pid}/exe"), helper.pid
+        )
     finally:
         cluster.down()
+    assert helper.wait(timeout=5) is not None, "down stops adopted processes too"
     assert not any(alive(c) for c in restarted)
     assert not cluster.network.exists()
     assert not cluster.state_dir.exists()
