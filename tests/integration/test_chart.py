@@ -18,7 +18,7 @@ from chart_tools import Helm, kinds, value_args
 from conclave import tools
 from conclave.api import crdgen
 from monitoring import CHART, DASHBOARD, ROOT, RULES
-from support import raw_get
+from support import Cluster, raw_get
 
 EVERY_FEATURE = {
     "watchNamespaces": ["prod", "staging"],
@@ -31,7 +31,7 @@ CRD_NAMES = sorted(d["metadata"]["name"] for d in crdgen.all_crds())
 
 
 @pytest.fixture(scope="module")
-def helm(cluster: Any) -> Helm:
+def helm(cluster: Cluster) -> Helm:
     return Helm.for_cluster(cluster.kubeconfig)
 
 
@@ -130,7 +130,7 @@ def test_the_install_manifest_is_the_chart_rendered_with_its_defaults(helm: Helm
 
 
 def test_the_install_manifest_applies_with_a_server_side_dry_run(
-    cluster: Any, api_client: client.ApiClient
+    cluster: Cluster, api_client: client.ApiClient
 ) -> None:
     """Every object passes the API server's validation and admission; nothing is created."""
     core = client.CoreV1Api(api_client)
@@ -178,7 +178,8 @@ def test_helm_installs_the_chart_and_upgrades_the_crds_with_it(
     release = f"conclave-{namespace[-5:]}"
     # The session may have created the CRDs already (from the models); the chart adopts them.
     adopt = ("--take-ownership", "--force-conflicts")
-    helm.run("install", release, str(CHART), "--namespace", namespace, *adopt)
+    notes = helm.run("install", release, str(CHART), "--namespace", namespace, *adopt)
+    assert f"kubectl -n {namespace} get lease conclave-operator" in notes  # NOTES.txt: what to do next
     rbac = client.RbacAuthorizationV1Api(api_client)
     assert client.AppsV1Api(api_client).read_namespaced_deployment(release, namespace).spec.replicas == 2
     assert client.CoreV1Api(api_client).read_namespaced_service_account(release, namespace)

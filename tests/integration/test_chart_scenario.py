@@ -30,7 +30,7 @@ from conclave.localcluster.kubelet import FakeKubelet
 from conclave.sim import SimulatedMembers
 from conflicts import ConflictingProxy
 from monitoring import CHART, Prometheus, concrete, dashboard_expressions, has_data
-from support import create, eventually, raw_get, read
+from support import Cluster, create, eventually, raw_get, read
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
 
@@ -232,7 +232,7 @@ def dashboard_answers(prometheus: Prometheus) -> dict[tuple[str, str], list[dict
 
 @pytest.fixture(scope="module")
 def outcome(
-    cluster: Any,
+    cluster: Cluster,
     api_client: client.ApiClient,
     kubelet: FakeKubelet,
     pod_network: PodNetwork,
