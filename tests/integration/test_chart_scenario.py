@@ -34,8 +34,9 @@ from support import Cluster, create, eventually, raw_get, read
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
 
-Call = tuple[str, str, str, str]
-"""(verb, API group, resource, subresource) as the audit log and RBAC rules name them."""
+Call = tuple[str, str, str, str, str]
+"""(namespace, verb, API group, resource, subresource) as the audit log and RBAC name them;
+namespace "" for cluster-scoped calls and for what a ClusterRoleBinding grants."""
 
 RELEASE = "audited"
 RATE_INTERVAL = "5m"
@@ -56,38 +57,40 @@ class Outcome:
     log: str
 
 
-def expand(rules: list[dict[str, Any]]) -> set[Call]:
-    """Every (verb, group, resource, subresource) a list of RBAC rules allows."""
+def expand(rules: list[dict[str, Any]], namespace: str) -> set[Call]:
+    """Every call a list of RBAC rules allows, bound in ``namespace``."""
     calls = set()
     for rule in rules:
         for group in rule.get("apiGroups", []):
             for resource in rule.get("resources", []):
                 name, _, subresource = resource.partition("/")
-                calls |= {(verb, group, name, subresource) for verb in rule["verbs"]}
+                calls |= {(namespace, verb, group, name, subresource) for verb in rule["verbs"]}
     return calls
 
 
 def chart_grants(objects: list[dict[str, Any]], service_account: str, namespace: str) -> set[Call]:
-    """What the rendered roles grant the ServiceAccount through the rendered bindings."""
+    """What the rendered roles grant the ServiceAccount through the rendered bindings. The
+    scenario watches namespaces, so its only ClusterRoleBinding is for cluster-scoped reads."""
     roles = {(o["kind"], o["metadata"]["name"]): o for o in objects if o["kind"] in ("Role", "ClusterRole")}
+    subject = {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}
     granted: set[Call] = set()
     for binding in (o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
-        subject = {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}
         if subject in binding["subjects"]:
-            granted |= expand(roles[binding["roleRef"]["kind"], binding["roleRef"]["name"]]["rules"])
+            role = roles[binding["roleRef"]["kind"], binding["roleRef"]["name"]]
+            granted |= expand(role["rules"], binding["metadata"].get("namespace", ""))
     return granted
 
 
 def granted_to_everyone(api_client: client.ApiClient, namespace: str) -> set[Call]:
     """What the cluster's own bindings give every authenticated user or ServiceAccount
-    (SelfSubjectAccessReview, for one): no chart needs to grant it."""
+    (SelfSubjectAccessReview, for one), cluster-wide: no chart needs to grant it."""
     rbac = "/apis/rbac.authorization.k8s.io/v1"
     groups = {"system:authenticated", "system:serviceaccounts", f"system:serviceaccounts:{namespace}"}
     granted: set[Call] = set()
     for binding in raw_get(api_client, f"{rbac}/clusterrolebindings")["items"]:
         if any(s["kind"] == "Group" and s["name"] in groups for s in binding.get("subjects", [])):
             role = raw_get(api_client, f"{rbac}/clusterroles/{binding['roleRef']['name']}")
-            granted |= expand(role.get("rules", []))
+            granted |= expand(role.get("rules", []), "")
     return granted
 
 
@@ -112,7 +115,13 @@ def token_kubeconfig(
 
 def call_of(event: dict[str, Any]) -> Call:
     ref = event["objectRef"]
-    return event["verb"], ref.get("apiGroup", ""), ref["resource"], ref.get("subresource", "")
+    return (
+        ref.get("namespace", ""),
+        event["verb"],
+        ref.get("apiGroup", ""),
+        ref["resource"],
+        ref.get("subresource", ""),
+    )
 
 
 def pod(api_client: client.ApiClient, namespace: str, name: str, **labels: str) -> None:
@@ -195,15 +204,16 @@ def scripted_conflicts(namespace: str) -> list[tuple[str, str]]:
         ),
         *(("POST", rf"/api/v1/namespaces/{namespace}/{plural}") for plural in ("services", "configmaps")),
         ("POST", rf"/apis/discovery\.k8s\.io/v1/namespaces/{namespace}/endpointslices"),
+        ("POST", rf"/apis/coordination\.k8s\.io/v1/namespaces/{namespace}/leases"),
     ]
 
 
 @contextlib.contextmanager
-def operator(kubeconfig: Path, namespace: str, port: int, log: Path) -> Iterator[None]:
-    """`conclave run` watching the namespace, as the chart's Deployment runs it."""
+def operator(kubeconfig: Path, home: str, watched: str, port: int, log: Path) -> Iterator[None]:
+    """`conclave run` as the chart's Deployment runs it: its Lease at home, watching another namespace."""
     command = [
-        sys.executable, "-m", "conclave", "run", "--kubeconfig", str(kubeconfig), "--namespace", namespace,
-        "--identity", "audited-0", "--leader-election-namespace", namespace, "--health-port", str(port),
+        sys.executable, "-m", "conclave", "run", "--kubeconfig", str(kubeconfig), "--namespace", watched,
+        "--identity", "audited-0", "--leader-election-namespace", home, "--health-port", str(port),
         "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5",
     ]  # fmt: skip
     with log.open("wb") as sink:
@@ -240,41 +250,45 @@ def outcome(
 ) -> Iterator[Outcome]:
     directory = tmp_path_factory.mktemp("chart-scenario")
     core = client.CoreV1Api(api_client)
-    namespace = f"chart-scenario-{uuid.uuid4().hex[:5]}"
-    core.create_namespace({"metadata": {"name": namespace, "labels": {"conclave.dev/test": "true"}}})
+    suffix = uuid.uuid4().hex[:5]
+    home, watched = f"chart-home-{suffix}", f"chart-watched-{suffix}"  # home: the release and leader Lease
+    for namespace in (home, watched):
+        core.create_namespace({"metadata": {"name": namespace, "labels": {"conclave.dev/test": "true"}}})
     helm = Helm.for_cluster(cluster.kubeconfig)
     # The chart's RBAC and ServiceAccount; the operator runs here, not in the Deployment.
-    values = {"watchNamespaces": [namespace], "crds.enabled": False, "replicaCount": 0}
-    helm.run("install", RELEASE, str(CHART), "--namespace", namespace, *value_args(values))
-    objects = helm.template(RELEASE, namespace, values)
+    values = {"watchNamespaces": [watched], "crds.enabled": False, "replicaCount": 0}
+    helm.run("install", RELEASE, str(CHART), "--namespace", home, *value_args(values))
+    objects = helm.template(RELEASE, home, values)
     account = next(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount")
     upstream = api_client.configuration
     port = free_port()
     log = directory / "operator.log"
     try:
         with (
-            ConflictingProxy(upstream.host, upstream.ssl_ca_cert, scripted_conflicts(namespace)) as proxy,
+            ConflictingProxy(upstream.host, upstream.ssl_ca_cert, scripted_conflicts(watched)) as proxy,
             Prometheus(directory, [f"127.0.0.1:{port}"]) as prometheus,
             SimulatedMembers(pod_network) as sim,
         ):
-            kubeconfig = token_kubeconfig(api_client, namespace, account, proxy.url, directory / "kubeconfig")
-            with operator(kubeconfig, namespace, port, log):
-                run_workload(api_client, namespace, kubelet, sim)
+            kubeconfig = token_kubeconfig(api_client, home, account, proxy.url, directory / "kubeconfig")
+            with operator(kubeconfig, home, watched, port, log):
+                run_workload(api_client, watched, kubelet, sim)
                 answers = dashboard_answers(prometheus)
-        username = f"system:serviceaccount:{namespace}:{account}"
+        username = f"system:serviceaccount:{home}:{account}"
         events = [e for e in cluster.audit_events() if e["user"]["username"] == username and "objectRef" in e]
+        everyone = {call[1:] for call in granted_to_everyone(api_client, home)}
         yield Outcome(
-            granted=chart_grants(objects, account, namespace),
-            used={call_of(event) for event in events} - granted_to_everyone(api_client, namespace),
+            granted=chart_grants(objects, account, home),
+            used={call for call in map(call_of, events) if call[1:] not in everyone},
             refused=[f"{e['verb']} {e['requestURI']}" for e in events if e["responseStatus"]["code"] == 403],
             unscripted=[f"{method} {pattern.pattern}" for method, pattern in proxy.pending],
             answers=answers,
             log=log.read_text(errors="replace"),
         )
     finally:
-        helm.run("uninstall", RELEASE, "--namespace", namespace)
-        with contextlib.suppress(ApiException):
-            core.delete_namespace(namespace)
+        helm.run("uninstall", RELEASE, "--namespace", home)
+        for namespace in (home, watched):
+            with contextlib.suppress(ApiException):
+                core.delete_namespace(namespace)
 
 
 def test_the_operator_under_the_chart_s_service_account_is_never_refused(outcome: Outcome) -> None:
