@@ -172,6 +172,13 @@ def forget_topology(namespace: str, topology: str) -> None:
     for ready in ("true", "false"):
         with contextlib.suppress(KeyError):  # never set
             TOPOLOGY_MEMBERS.remove(namespace, topology, ready)
-    for gauge in (TOPOLOGY_PARTITIONED, TOPOLOGY_COMPONENTS, TOPOLOGY_QUORUM, SINGLETONS, SINGLETON_PLACED):
+    for family in (
+        TOPOLOGY_PARTITIONED,
+        TOPOLOGY_COMPONENTS,
+        TOPOLOGY_QUORUM,
+        SINGLETONS,
+        SINGLETON_PLACED,
+        SINGLETON_FAILOVER_SECONDS,
+    ):
         with contextlib.suppress(KeyError):
-            gauge.remove(namespace, topology)
+            family.remove(namespace, topology)

@@ -318,6 +318,28 @@ def test_the_plan_mirrors_ownership_on_the_pod_and_moves_the_annotation() -> Non
     ]
 
 
+def failover(decision: ownership.Decision, clock: float) -> list[float]:
+    """The failover latency the plan of ``decision`` would observe."""
+    _, samples = ownership._transitions(
+        ObjectRef("Singleton", "prod", "s", "uid-s"), SingletonStatus(owner="x", epoch=1), decision, clock, {}
+    )
+    return [m.value for m in samples if m.metric == "conclave_singleton_failover_seconds"]
+
+
+def test_failover_is_timed_from_the_owner_becoming_ineligible_to_the_grant() -> None:
+    world = World(SingletonSpec.model_validate({"topology": "chat", "leaseDuration": "10s"}))
+    world.step()
+    assert world.status.owner_pod is not None
+    del world.pods[world.status.owner_pod]
+    assert failover(world.decide(), world.clock) == [0.0]  # gone: replaced in the same iteration
+    world.step()
+    assert world.status.owner_pod is not None
+    world.act(("ready", int(world.pods[world.status.owner_pod].labels["i"])))  # revoked now
+    world.act(("tick", 4.0))
+    world.clock += 6.5
+    assert failover(world.decide(), world.clock) == [10.5]
+
+
 def test_long_names_still_make_valid_annotation_keys() -> None:
     name = "a" * 253
     key = released_annotation(name)

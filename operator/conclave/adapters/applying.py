@@ -90,6 +90,8 @@ class Applier:
                 metric.inc(sample.value)  # type: ignore[union-attr]
             elif sample.mode == "observe":
                 metric.observe(sample.value)  # type: ignore[union-attr]
+            elif sample.mode == "declare":
+                continue  # labels() above made the series
             else:
                 metric.set(sample.value)  # type: ignore[union-attr]
         return failures

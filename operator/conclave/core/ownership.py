@@ -127,6 +127,8 @@ class Decision:
     memory: Memory
     wait: float | None = None
     """Seconds until a pending grant may happen (look again then)."""
+    failover_since: float | None = None
+    """For a grant that replaces an owner: when that owner was first seen unable to keep it."""
 
 
 def duration_seconds(spec: SingletonSpec) -> int:
@@ -187,7 +189,7 @@ def decide(
             return prior.name  # sticky: the last owner may have it back at once
         return choose(identity, options.members)
 
-    def grant(name: str, reason: str) -> Decision:
+    def grant(name: str, reason: str, since: float | None = None) -> Decision:
         holder = _holder_of(name, candidates)
         message = f"Owned by {name}{_pod(holder)} at epoch {epoch + 1}"
         return Decision(
@@ -197,7 +199,8 @@ def decide(
             "Placed",
             Wanted(PLACED, True, reason, message),
             reason,
-            dataclasses.replace(memory, revoked_epoch=None, revoked_seen_at=None),
+            Memory(),
+            failover_since=since,
         )
 
     def unowned(write: LeaseWrite | None, reason: str, since: float | None) -> Decision:
@@ -218,7 +221,7 @@ def decide(
         if freed is not None:
             chosen = choose(identity, options.members)
             if chosen is not None:
-                return grant(chosen, freed)
+                return grant(chosen, freed, since)
             return unowned(LeaseWrite(None, epoch, freed, duration), freed, since)
         leaving = keep_reason(spec, holder, verdict)
         if leaving is None:
@@ -247,14 +250,14 @@ def decide(
     if chosen is None:
         return unowned(None, freed or (lease.reason if lease and lease.reason else options.reason), since)
     if freed is not None:
-        return grant(chosen, freed)
+        return grant(chosen, freed, since)
     if chosen == prior.name and (prior.pod_uid is None or candidates[chosen].pod_uid == prior.pod_uid):
-        return grant(chosen, "Reinstated")  # the revoked owner itself: nobody else can be running it
+        return grant(chosen, "Reinstated", since)  # the revoked owner itself: nobody else can run it
     seen = memory.revoked_seen_at if memory.revoked_epoch == epoch else None
     seen = clock if seen is None else seen
     remaining = duration - (clock - seen)
     if remaining <= 0:
-        return grant(chosen, "LeaseExpired")
+        return grant(chosen, "LeaseExpired", since)
     reason = lease.reason if lease and lease.reason else "Revoked"
     return _moving(None, reason, prior, epoch, duration, Memory(since, epoch, seen), remaining)
 
@@ -336,7 +339,7 @@ def plan(
         "phase": decision.phase,
         "since": _time(status.since) if same and status.since else _time(now),
     }
-    events, samples = _transitions(owner, status, decision, memory, clock, labels)
+    events, samples = _transitions(owner, status, decision, clock, labels)
     lease_object = None
     if decision.write is not None:
         lease_object = _lease_object(owner, lease, decision.write, now)
@@ -356,7 +359,6 @@ def _transitions(
     owner: ObjectRef,
     status: SingletonStatus,
     decision: Decision,
-    memory: Memory,
     clock: float,
     labels: Mapping[str, str],
 ) -> tuple[list[EventIntent], list[MetricSample]]:
@@ -371,8 +373,8 @@ def _transitions(
         samples.append(
             MetricSample("conclave_singleton_owner_changes", {**labels, "reason": reason}, 1, "inc")
         )
-        if status.owner and memory.ineligible_since is not None:
-            waited = max(0.0, clock - memory.ineligible_since)
+        if decision.failover_since is not None:
+            waited = max(0.0, clock - decision.failover_since)
             samples.append(MetricSample("conclave_singleton_failover_seconds", labels, waited, "observe"))
     elif holder is None and status.owner:
         note = f"Revoked from {status.owner} at epoch {decision.epoch} ({reason})"

@@ -346,6 +346,7 @@ def _singletons_plan(observation: Observation, view: TopologyView | None) -> Pla
     if observation.singletons:
         samples.append(MetricSample("conclave_singletons", labels, float(len(observation.singletons))))
         samples.append(MetricSample("conclave_singleton_placed", labels, float(placed)))
+        samples.append(MetricSample("conclave_singleton_failover_seconds", labels, 0.0, "declare"))
     return Plan(
         status_updates=tuple(updates),
         events=tuple(events),

@@ -80,12 +80,13 @@ class PodAnnotations:
 @dataclasses.dataclass(frozen=True)
 class MetricSample:
     """A gauge to set, a counter to add to or a histogram to observe, by the name it has in
-    ``conclave.metrics``."""
+    ``conclave.metrics``; "declare" only makes the series exist, at zero, so that a rate
+    over it is defined from the first event on."""
 
     metric: str
     labels: Mapping[str, str]
     value: float
-    mode: Literal["set", "inc", "observe"] = "set"
+    mode: Literal["set", "inc", "observe", "declare"] = "set"
 
 
 @dataclasses.dataclass(frozen=True)
