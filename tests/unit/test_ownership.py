@@ -46,7 +46,8 @@ class World:
     revoked_at: dict[int, float] = dataclasses.field(default_factory=dict)
     """Ground truth: when each epoch's holder was revoked (the write committed)."""
     released: set[tuple[str, str]] = dataclasses.field(default_factory=set)
-    grants: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    grants: list[tuple[ownership.Holder, str | None, int]] = dataclasses.field(default_factory=list)
+    """Ground truth: every grant (holder, its pod's uid, epoch), in order."""
 
     def __post_init__(self) -> None:
         for i in range(MEMBERS):
@@ -91,16 +92,19 @@ class World:
             )
 
     def check(self, write: ownership.LeaseWrite) -> None:
-        previous_epoch = max(self.lease.epoch if self.lease else 0, self.status.epoch or 0)
+        """The safety rule, judged from the world's own record of grants and revocations."""
+        previous_epoch = self.grants[-1][2] if self.grants else 0
         if write.holder is None:
             assert write.epoch == previous_epoch
             return
         assert write.epoch == previous_epoch + 1, "a grant moves the epoch by exactly one"
-        last = ownership._prior(self.lease, self.status)
-        if last is None or (last.name == write.holder.name and last.pod_uid in (None, write.holder.pod_uid)):
-            return  # the first owner, or the same member again: nobody else can be running it
+        if not self.grants:
+            return  # the first owner
+        last, last_uid, _ = self.grants[-1]
+        if (last.name, last_uid) == (write.holder.name, write.holder.pod_uid):
+            return  # the same member again: nobody else can be running it
         pod = self.pods.get(last.pod or "")
-        gone = pod is None or (last.pod_uid is not None and pod.uid != last.pod_uid) or pod.phase == "Failed"
+        gone = pod is None or pod.uid != last_uid or pod.phase == "Failed"
         released = pod is not None and (pod.uid, str(previous_epoch)) in self.released
         revoked = self.revoked_at.get(previous_epoch)
         expired = revoked is not None and self.clock - revoked >= DURATION
@@ -110,7 +114,7 @@ class World:
         if write.holder is None:
             self.revoked_at[write.epoch] = self.clock
         else:
-            self.grants.append((write.holder.name, write.epoch))
+            self.grants.append((write.holder, write.holder.pod_uid, write.epoch))
         previous = self.lease
         holder = write.holder
         self.lease = LeaseState(
@@ -203,7 +207,7 @@ def test_no_grant_while_the_previous_owner_may_still_run(spec: SingletonSpec, hi
         world.act(action)
         epochs.append(world.status.epoch or 0)
     assert epochs == sorted(epochs), "the epoch never decreases"
-    assert [epoch for _, epoch in world.grants] == sorted({epoch for _, epoch in world.grants})
+    assert [epoch for *_, epoch in world.grants] == sorted({epoch for *_, epoch in world.grants})
 
 
 @settings(max_examples=100, deadline=None)
@@ -222,7 +226,7 @@ def test_a_healthy_cluster_always_ends_up_with_an_owner(spec: SingletonSpec, his
         elif not pod.ready:
             world.act(("ready", i))
     world.step()  # Active may revoke now, to follow the hash to a member that came back
-    world.act(("tick", DURATION))
+    world.act(("tick", DURATION + 0.001))
     assert world.status.phase == "Placed"
     assert world.lease is not None
     assert world.lease.holder == world.status.owner

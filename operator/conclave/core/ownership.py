@@ -87,6 +87,21 @@ class Holder:
     pod_uid: str | None
 
 
+UNKNOWN_OWNER = Holder("", None, None)
+"""A previous owner nobody can name (its Lease deleted while revoked): it must expire."""
+
+
+def _prior(lease: LeaseState | None, status: SingletonStatus) -> Holder | None:
+    """Who held the singleton last: the Lease says, else (it was deleted) the status."""
+    if lease is not None and lease.last_owner:
+        return Holder(lease.last_owner, lease.last_owner_pod, lease.last_owner_pod_uid)
+    if lease is None and status.owner:
+        return Holder(status.owner, status.owner_pod, None)
+    if lease is None and status.epoch:
+        return UNKNOWN_OWNER
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Memory:
     """What one operator process remembers between iterations, by its monotonic clock."""
@@ -133,15 +148,6 @@ class Decision:
 
 def duration_seconds(spec: SingletonSpec) -> int:
     return math.ceil(durations.parse(spec.lease_duration).total_seconds())
-
-
-def _prior(lease: LeaseState | None, status: SingletonStatus) -> Holder | None:
-    """Who held the singleton last: the Lease says, else (it was deleted) the status."""
-    if lease is not None and lease.last_owner:
-        return Holder(lease.last_owner, lease.last_owner_pod, lease.last_owner_pod_uid)
-    if lease is None and status.owner:
-        return Holder(status.owner, status.owner_pod, None)
-    return None
 
 
 def _gone_or_released(prior: Holder, epoch: int, singleton: str, pods: Mapping[str, PodFacts]) -> str | None:
@@ -279,7 +285,8 @@ def _moving(
     remaining: float | None = None,
 ) -> Decision:
     message = (
-        f"Revoked from {prior.name}{_pod(prior)} at epoch {epoch} ({reason}); the next owner is "
+        f"Revoked from {prior.name or 'an owner whose Lease was deleted'}{_pod(prior)} at epoch {epoch} "
+        f"({reason}); the next owner is "
         f"granted when it releases, is gone, or its {duration}s lease has expired"
     )
     wait = float(duration) if remaining is None else remaining
