@@ -139,6 +139,9 @@ def observe(
             body["metadata"]["name"]: lease_state(body) for body in cache.in_namespace(LEASE, key.namespace)
         },
         singleton_memory=singleton_memory or {},
+        singleton_names=frozenset(
+            body["metadata"]["name"] for body in cache.in_namespace(SINGLETON, key.namespace)
+        ),
     )
 
 

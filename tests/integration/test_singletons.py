@@ -20,7 +20,18 @@ from conclave.core.ownership import REASON_ANNOTATION, pod_annotation, released_
 from conclave.core.placement import choose
 from conclave.localcluster.kubelet import TERMINATION_DELAY_ANNOTATION, FakeKubelet
 from conclave.sim import SimulatedMembers
-from support import STABLE_AFTER, Operators, create, events_about, eventually, partition_of, read
+from support import (
+    GROUP,
+    STABLE_AFTER,
+    VERSION,
+    Operators,
+    create,
+    custom,
+    events_about,
+    eventually,
+    partition_of,
+    read,
+)
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
 
@@ -152,6 +163,18 @@ def test_a_not_ready_owner_is_revoked_at_once_and_replaced_after_the_lease_or_wh
     third = eventually(lambda: held(api_client, namespace, "jobs"), interval=0.01)
     assert time.monotonic() - started < 1.0
     assert (third.epoch, third.reason) == (3, "Released")
+    assert third.pod is not None
+    eventually(lambda: pod_annotations(api_client, namespace, third.pod).get(pod_annotation("jobs")) == "3")
+
+    custom(api_client).delete_namespaced_custom_object(GROUP, VERSION, namespace, "singletons", "jobs")
+    for pod in (second.pod, third.pod):  # a deleted singleton leaves no mark on any pod
+        eventually(
+            lambda p=pod: (
+                not any(
+                    k.startswith("conclave.dev/singleton.") for k in pod_annotations(api_client, namespace, p)
+                )
+            )
+        )
 
 
 def test_no_lease_is_written_while_ownership_is_unchanged(

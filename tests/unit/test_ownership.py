@@ -344,6 +344,22 @@ def test_failover_is_timed_from_the_owner_becoming_ineligible_to_the_grant() -> 
     assert failover(world.decide(), world.clock) == [10.5]
 
 
+def test_the_marks_of_a_deleted_singleton_are_orphans() -> None:
+    pods = {
+        "a": PodFacts(
+            "a", {}, annotations={pod_annotation("kept"): "3", pod_annotation("gone"): "1", "x": "y"}
+        ),
+        "b": PodFacts(
+            "b", {}, annotations={released_annotation("gone"): "1", released_annotation("kept"): "2"}
+        ),
+        "c": PodFacts("c", {}),
+    }
+    assert ownership.orphaned(pods, frozenset({"kept"})) == {
+        "a": [pod_annotation("gone")],
+        "b": [released_annotation("gone")],
+    }
+
+
 def test_long_names_still_make_valid_annotation_keys() -> None:
     name = "a" * 253
     key = released_annotation(name)

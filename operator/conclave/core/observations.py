@@ -68,5 +68,8 @@ class Observation:
     on a timestamp written by someone else."""
     leases: Mapping[str, LeaseState] = dataclasses.field(default_factory=dict)
     """The namespace's singleton Leases (labelled by conclave), by name."""
+    singleton_names: frozenset[str] | None = None
+    """Every Singleton of the namespace (whatever its topology), to clean up after deleted
+    ones; None when unknown, and then nothing is cleaned."""
     singleton_memory: Mapping[str, Memory] = dataclasses.field(default_factory=dict)
     """What this process remembers of each singleton (by uid); empty after a restart."""

@@ -445,5 +445,21 @@ def _annotations(
     return changes
 
 
+def orphaned(pods: Mapping[str, PodFacts], singletons: frozenset[str]) -> dict[str, list[str]]:
+    """Pod name → conclave annotations (ownership or release) of singletons that no longer
+    exist in the namespace: deleting a Singleton leaves no owner mark behind."""
+    live = {pod_annotation(name) for name in singletons}
+    found: dict[str, list[str]] = {}
+    for pod in pods.values():
+        stale = [
+            key
+            for key in pod.annotations
+            if key.startswith(ANNOTATION_PREFIX) and key.removesuffix(RELEASED_SUFFIX) not in live
+        ]
+        if stale:
+            found[pod.name] = sorted(stale)
+    return found
+
+
 def _time(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

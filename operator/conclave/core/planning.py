@@ -343,6 +343,9 @@ def _singletons_plan(observation: Observation, view: TopologyView | None) -> Pla
         placed += single.fields.get("phase") == "Placed"
         for pod, (key, value) in single.annotations.items():
             annotations.setdefault(pod, {})[key] = value
+    if observation.singleton_names is not None:
+        for pod, keys in ownership.orphaned(observation.pods, observation.singleton_names).items():
+            annotations.setdefault(pod, {}).update(dict.fromkeys(keys))
     if observation.singletons:
         samples.append(MetricSample("conclave_singletons", labels, float(len(observation.singletons))))
         samples.append(MetricSample("conclave_singleton_placed", labels, float(placed)))
