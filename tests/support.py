@@ -86,6 +86,14 @@ def events_about(api_client: client.ApiClient, namespace: str, name: str) -> lis
     ]
 
 
+def member_pod(name: str) -> dict[str, Any]:
+    """A pod the fake kubelet runs as a member of the tests' `chat` Service."""
+    return {
+        "metadata": {"name": name, "labels": {"app": "chat"}},
+        "spec": {"containers": [{"name": "beam", "image": "conclave.dev/fake:1"}]},
+    }
+
+
 def partition_of(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
     partition: dict[str, Any] = (
         read(api_client, namespace, "clustertopologies", "chat").get("status", {}).get("partition", {})

@@ -16,7 +16,7 @@ from conclave.localcluster import PodNetwork
 from conclave.localcluster.dnsserver import ClusterDNS
 from conclave.localcluster.kubelet import FakeKubelet
 from conclave.sim import SimulatedMembers
-from support import STABLE_AFTER, Cluster, create, eventually, partition_of
+from support import STABLE_AFTER, Cluster, create, eventually, member_pod, partition_of
 
 
 @pytest.fixture(scope="session")
@@ -60,13 +60,7 @@ def cluster_of(
                 {"metadata": {"name": "chat"}, "spec": {"clusterIP": "None", "selector": {"app": "chat"}}},
             )
             for index in range(size):
-                core.create_namespaced_pod(
-                    namespace,
-                    {
-                        "metadata": {"name": f"chat-{index}", "labels": {"app": "chat"}},
-                        "spec": {"containers": [{"name": "beam", "image": "conclave.dev/fake:1"}]},
-                    },
-                )
+                core.create_namespaced_pod(namespace, member_pod(f"chat-{index}"))
             ips = sorted(
                 (kubelet.wait_running(namespace, f"chat-{i}").status.pod_ip for i in range(size)),
                 key=lambda ip: tuple(int(part) for part in ip.split(".")),

@@ -29,6 +29,7 @@ from support import (
     custom,
     events_about,
     eventually,
+    member_pod,
     partition_of,
     read,
 )
@@ -65,6 +66,12 @@ def lease(api_client: client.ApiClient, namespace: str, name: str) -> Owner | No
 def held(api_client: client.ApiClient, namespace: str, name: str) -> Owner | None:
     found = lease(api_client, namespace, name)
     return found if found is not None and found.holder else None
+
+
+def revoked(api_client: client.ApiClient, namespace: str, name: str) -> Owner | None:
+    """The Lease once it names no holder (the last owner was revoked)."""
+    found = lease(api_client, namespace, name)
+    return found if found is not None and not found.holder else None
 
 
 def singleton(api_client: client.ApiClient, namespace: str, name: str, **spec: Any) -> None:
@@ -120,8 +127,8 @@ def test_a_gone_owner_is_replaced_within_a_second_and_a_terminating_one_only_onc
     # terminating, not gone: it runs through its grace period, so it is only revoked
     annotate(api_client, namespace, second.pod, {TERMINATION_DELAY_ANNOTATION: "never"})
     client.CoreV1Api(api_client).delete_namespaced_pod(second.pod, namespace)
-    revoked = eventually(lambda: (o := lease(api_client, namespace, "jobs")) and not o.holder and o)
-    assert (revoked.epoch, revoked.reason) == (2, "Terminating")
+    cleared = eventually(lambda: revoked(api_client, namespace, "jobs"))
+    assert (cleared.epoch, cleared.reason) == (2, "Terminating")
     assert status_of(api_client, namespace, "jobs")["phase"] in ("Placed", "Moving")  # mirrors soon after
     eventually(lambda: status_of(api_client, namespace, "jobs").get("phase") == "Moving")
     time.sleep(2.0)
@@ -144,11 +151,9 @@ def test_a_not_ready_owner_is_revoked_at_once_and_replaced_after_the_lease_or_wh
     assert first.pod is not None
 
     kubelet.set_ready(namespace, first.pod, False)
-    revoked = eventually(
-        lambda: (o := lease(api_client, namespace, "jobs")) and not o.holder and o, interval=0.01
-    )
+    cleared = eventually(lambda: revoked(api_client, namespace, "jobs"), interval=0.01)
     revoked_at = time.monotonic()
-    assert (revoked.epoch, revoked.reason) == (1, "NotReady")
+    assert (cleared.epoch, cleared.reason) == (1, "NotReady")
     eventually(lambda: pod_annotation("jobs") not in pod_annotations(api_client, namespace, first.pod))
     second = eventually(lambda: held(api_client, namespace, "jobs"), timeout=duration + 5, interval=0.01)
     waited = time.monotonic() - revoked_at
@@ -157,7 +162,7 @@ def test_a_not_ready_owner_is_revoked_at_once_and_replaced_after_the_lease_or_wh
     assert second.pod is not None
 
     kubelet.set_ready(namespace, second.pod, False)
-    eventually(lambda: (o := lease(api_client, namespace, "jobs")) and not o.holder, interval=0.01)
+    eventually(lambda: revoked(api_client, namespace, "jobs"), interval=0.01)
     started = time.monotonic()
     annotate(api_client, namespace, second.pod, {released_annotation("jobs"): "2"})  # what the app does
     third = eventually(lambda: held(api_client, namespace, "jobs"), interval=0.01)
@@ -218,11 +223,9 @@ def test_fence_moves_a_minority_owner_to_the_majority_continue_keeps_it_no_major
     eventually(
         lambda: partition_of(api_client, namespace).get("state") == "Partitioned", timeout=STABLE_AFTER + 5
     )
-    revoked = eventually(
-        lambda: (o := lease(api_client, namespace, name)) and not o.holder and o, interval=0.02
-    )
+    cleared = eventually(lambda: revoked(api_client, namespace, name), interval=0.02)
     revoked_at = time.monotonic()
-    assert revoked.reason == "MinorityFenced"
+    assert cleared.reason == "MinorityFenced"
     moved = eventually(lambda: held(api_client, namespace, name), timeout=duration + 5, interval=0.02)
     assert time.monotonic() - revoked_at >= duration - 0.1
     assert (moved.holder in names[:3], moved.epoch) == (True, 2)
@@ -251,7 +254,7 @@ def test_an_operator_killed_mid_move_resumes_from_the_lease_and_waits_afresh(
     first = eventually(lambda: held(api_client, namespace, "jobs"))
     assert first.pod is not None
     kubelet.set_ready(namespace, first.pod, False)
-    eventually(lambda: (o := lease(api_client, namespace, "jobs")) and not o.holder, interval=0.01)
+    eventually(lambda: revoked(api_client, namespace, "jobs"), interval=0.01)
     revoked_at = time.monotonic()
     for running in start_operator.started:
         running.process.send_signal(signal.SIGKILL)  # no chance to finish anything
@@ -451,11 +454,7 @@ class Churn:
         self.sim.remove(self.members.pop(pod))
         self.created += 1
         fresh = f"chat-new-{self.created}"
-        body = {
-            "metadata": {"name": fresh, "labels": {"app": "chat"}},
-            "spec": {"containers": [{"name": "beam", "image": "conclave.dev/fake:1"}]},
-        }
-        core.create_namespaced_pod(self.namespace, body)
+        core.create_namespaced_pod(self.namespace, member_pod(fresh))
         ip = self.kubelet.wait_running(self.namespace, fresh).status.pod_ip
         self.members[fresh] = f"chat@{ip}"
         self.sim.add(self.members[fresh], ip)

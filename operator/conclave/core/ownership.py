@@ -189,6 +189,8 @@ def decide(
     options = eligible(spec, list(candidates.values()), verdict)
     prior = _prior(lease, status)
     holder_name = lease.holder if lease else None
+    # when the current (or revoked) owner was first seen unable to keep it: now, if not before
+    since = memory.ineligible_since if memory.ineligible_since is not None else clock
 
     def choice() -> str | None:
         if spec.rebalance == "Passive" and prior is not None and prior.name in options.members:
@@ -222,7 +224,6 @@ def decide(
         if holder is None and prior.pod is not None and pods.get(prior.pod, None) is not None:
             pod = pods[prior.pod]
             holder = Candidate(holder_name, pod.name, pod.uid, pod.labels, False, pod.deleting)
-        since = memory.ineligible_since if memory.ineligible_since is not None else clock
         freed = _gone_or_released(prior, epoch, singleton, pods)
         if freed is not None:
             chosen = choose(identity, options.members)
@@ -251,7 +252,6 @@ def decide(
         if chosen is None:
             return unowned(None, options.reason, None)
         return grant(chosen, PLACED)
-    since = memory.ineligible_since if memory.ineligible_since is not None else clock
     freed = _gone_or_released(prior, epoch, singleton, pods)
     if chosen is None:
         return unowned(None, freed or (lease.reason if lease and lease.reason else options.reason), since)
