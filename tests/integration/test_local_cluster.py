@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from conclave.localcluster import LocalCluster
 from conclave.localcluster.clusters import Component
@@ -18,7 +21,19 @@ def alive(component: Component) -> bool:
         return False
 
 
-def test_a_crashed_run_does_not_block_the_next_and_down_leaves_nothing(tmp_path: Path) -> None:
+@pytest.fixture
+def helper() -> Iterator[subprocess.Popen[bytes]]:
+    """A process the cluster's user starts for it; reaped even when the test fails early."""
+    process = subprocess.Popen(["sleep", "600"])
+    yield process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_a_crashed_run_does_not_block_the_next_and_down_leaves_nothing(
+    tmp_path: Path, helper: subprocess.Popen[bytes]
+) -> None:
     cluster = LocalCluster(name="lifecycle", pod_cidr="10.246.0.0/16", root=tmp_path, die_with_caller=True)
     cluster.up()
     try:
@@ -34,7 +49,6 @@ def test_a_crashed_run_does_not_block_the_next_and_down_leaves_nothing(tmp_path:
         assert not any(alive(c) for c in crashed)
         assert cluster.running()
         assert cluster.network.exists()
-        helper = subprocess.Popen(["sleep", "600"])  # a process the cluster's user started for it
         cluster.adopt("helper", helper.pid)
         assert cluster.components()[-1] == Component(
             "helper", os.readlink(f"/proc/{helper.pid}/exe"), helper.pid

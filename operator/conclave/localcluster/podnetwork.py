@@ -109,12 +109,23 @@ class PodNetwork:
         self.check_route(self.namespace_address)
 
     def delete(self) -> None:
-        """Remove the namespace and the veth; deleting the namespace takes the veth with it."""
+        """Remove the veth, then the namespace.
+
+        The veth goes first because deleting a namespace hands its veth pair to the kernel to
+        remove later, asynchronously: a link check after it can see the pair still there and
+        the delete that follows find it gone, and a `create` right after can collide with it.
+        Deleting the host end removes both ends before the call returns.
+        """
+        if self._host_interface_exists():
+            _ip("link", "delete", self.host_interface, check=False)
+            if self._host_interface_exists():
+                raise PodNetworkError(f"could not delete the pod network's veth {self.host_interface!r}")
         if self.exists():
             _ip("netns", "delete", self.netns)
-        if _ip("link", "show", self.host_interface, check=False).returncode == 0:
-            _ip("link", "delete", self.host_interface)
         (self.state_dir / "ipam.json").unlink(missing_ok=True)
+
+    def _host_interface_exists(self) -> bool:
+        return _ip("link", "show", self.host_interface, check=False).returncode == 0
 
     def check_route(self, address: str) -> None:
         """Fail unless traffic to ``address`` would go over our veth and nowhere else."""
