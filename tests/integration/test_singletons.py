@@ -371,6 +371,9 @@ class Watcher:
                 if previous is not None and event.name not in revoked:
                     revoked[event.name] = event
                 continue
+            assert event.owner_pod_uid or "conclave.dev/owner-pod" not in dict(event.annotations), (
+                f"{event.name}: granted to {event.holder} without its pod's uid"
+            )  # else that pod's appearance, or a predecessor's, would make it look gone
             if previous is not None and (previous.holder, previous.epoch) != (event.holder, event.epoch):
                 assert event.epoch > previous.epoch, (
                     f"{event.name}: epoch went {previous.epoch} → {event.epoch}"

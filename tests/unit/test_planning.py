@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from conclave.api import ClusterTopology, ProcessGroup, Singleton
 from conclave.core import ownership, patches, planning
+from conclave.core.discovery import Endpoint, ServiceState
+from conclave.core.grouping import PodFacts
 from conclave.core.observations import Observation, Observed, Resource
 from conclave.core.ownership import LeaseState
 from conclave.core.plans import OwnedObject
@@ -239,3 +241,27 @@ def test_deciding_again_on_the_result_changes_nothing(
     )
     assert again.events == ()
     assert [o.name for o in again.owned if o.kind == "Lease"] == []  # never renewed
+
+
+def test_a_member_is_granted_nothing_until_the_watches_show_its_own_pod() -> None:
+    """Granted without its pod's uid (or with a predecessor's), an owner would look gone,
+    and be replaced at once, while it runs."""
+    endpoint = Endpoint(ip="10.0.0.1", pod="chat-0", ready=True, terminating=False)
+    unseen = dataclasses.replace(
+        observation(hosts=[], strategy="KubernetesAPI", singletons=1),
+        service=ServiceState(exists=True),
+        endpoints=(endpoint,),
+    )
+    plan = planning.plan(unseen)
+    assert [o for o in plan.owned if o.kind == "Lease"] == []
+    assert published(plan)["singleton-0"]["phase"] == "Pending"
+
+    pod = PodFacts("chat-0", {}, "10.0.0.1", uid="uid-chat-0", phase="Running", ready=True)
+    seen = planning.plan(dataclasses.replace(unseen, pods={"chat-0": pod}))
+    (lease,) = [o for o in seen.owned if o.kind == "Lease"]
+    assert lease.content["spec"]["holderIdentity"] == "app@10.0.0.1"
+    assert lease.annotations[ownership.OWNER_POD_UID_ANNOTATION] == "uid-chat-0"
+
+    predecessor = dataclasses.replace(pod, ip="10.0.0.9", uid="uid-old-chat-0")
+    stale = planning.plan(dataclasses.replace(unseen, pods={"chat-0": predecessor}))
+    assert [o for o in stale.owned if o.kind == "Lease"] == []

@@ -286,16 +286,22 @@ def _group_update(
 
 def _candidates(view: TopologyView, pods: Mapping[str, PodFacts]) -> dict[str, placement.Candidate]:
     """Every published member, ready only if its pod is Ready right now (whatever
-    memberReadiness says: an owner must be serving) and not terminating."""
+    memberReadiness says: an owner must be serving) and not terminating.
+
+    A member is not ready either while the pod the watches show is not yet its own (no pod
+    by that name yet, or a predecessor's at another IP): an owner is granted with its pod's
+    uid, and under a wrong one it would look gone, and be replaced at once, while it runs.
+    """
     found = {}
     for member in view.published:
         pod = pods.get(member.pod) if member.pod else None
+        serving = pod is not None and pod.ready and (member.ip is None or pod.ip == member.ip)
         found[member.name] = placement.Candidate(
             name=member.name,
             pod=member.pod,
             pod_uid=pod.uid if pod else None,
             labels=pod.labels if pod else {},
-            ready=member.ready and (pod is None or pod.ready),
+            ready=member.ready and (serving if member.pod else True),
             terminating=bool(pod and pod.deleting),
         )
     return found
