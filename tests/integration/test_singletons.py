@@ -238,7 +238,7 @@ def test_fence_moves_a_minority_owner_to_the_majority_continue_keeps_it_no_major
     )
     assert "owner" not in fenced
     assert held(api_client, namespace, name) is None
-    assert "SingletonFenced" in eventually(lambda: reasons(api_client, namespace, name))
+    assert eventually(lambda: "SingletonFenced" in reasons(api_client, namespace, name))
 
 
 def test_an_operator_killed_mid_move_resumes_from_the_lease_and_waits_afresh(

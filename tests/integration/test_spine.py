@@ -108,8 +108,10 @@ def test_dependents_of_a_missing_topology_say_so_and_recover_when_it_appears(
             missing_message,
         )
     assert read(api_client, namespace, "singletons", "billing")["status"]["phase"] == "Pending"
-    assert ("Warning", "TopologyNotFound", missing_message) in eventually(
-        lambda: events_about(api_client, namespace, "billing")
+    assert eventually(
+        lambda: (
+            ("Warning", "TopologyNotFound", missing_message) in events_about(api_client, namespace, "billing")
+        )
     )
 
     create(api_client, namespace, "clustertopologies", STATIC_TOPOLOGY)
