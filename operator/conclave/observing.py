@@ -126,13 +126,12 @@ def observe(
                 scope=body.get("spec", {}).get("scope", "default"),
                 group=body.get("spec", {}).get("group", ""),
                 created=body["metadata"].get("creationTimestamp", ""),
+                service=(body.get("status") or {}).get("serviceName"),
             )
             for body in cache.in_namespace(PROCESS_GROUP, key.namespace)
         ),
-        services={
-            body["metadata"]["name"]: (body["metadata"].get("labels") or {}).get(grouping.GROUP_LABEL)
-            for body in cache.in_namespace(SERVICE, key.namespace)
-        },
+        services=group_labels(cache, SERVICE, key.namespace),
+        endpoint_slices=group_labels(cache, ENDPOINT_SLICE, key.namespace),
         group_slices=group_slices(cache, key.namespace),
         clock=clock,
         leases={
@@ -143,6 +142,14 @@ def observe(
             body["metadata"]["name"] for body in cache.in_namespace(SINGLETON, key.namespace)
         ),
     )
+
+
+def group_labels(cache: Cache, kind: str, namespace: str) -> dict[str, str | None]:
+    """Each object's name → the ProcessGroup its conclave label names (None: none)."""
+    return {
+        body["metadata"]["name"]: (body["metadata"].get("labels") or {}).get(grouping.GROUP_LABEL)
+        for body in cache.in_namespace(kind, namespace)
+    }
 
 
 def group_slices(cache: Cache, namespace: str) -> dict[str, tuple[Address, ...]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -217,3 +218,54 @@ def test_a_group_whose_topology_does_not_exist_says_so(
         )
     )
     assert condition(body, "Populated")["reason"] == "TopologyNotFound"  # type: ignore[index]
+
+
+@pytest.mark.usefixtures("chat")
+def test_names_held_by_others_are_avoided_and_a_given_name_is_kept(
+    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, cluster_dns: ClusterDNS
+) -> None:
+    """A Service left by a deleted group (the garbage collector is slower than a recreate)
+    and someone's own EndpointSlice hold the readable names: creating them would fail on
+    every try, so the groups take hashed names, and keep them once those others are gone."""
+    core, discovery = client.CoreV1Api(api_client), client.DiscoveryV1Api(api_client)
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "pubsub-orders", "labels": {"conclave.dev/process-group": "deleted"}},
+            "spec": {"clusterIP": "None"},
+        },
+    )
+    discovery.create_namespaced_endpoint_slice(
+        namespace,
+        {
+            "metadata": {"name": "workers-orders", "labels": {"kubernetes.io/service-name": "elsewhere"}},
+            "addressType": "IPv4",
+            "endpoints": [],
+        },
+    )
+    process_group(api_client, namespace, "orders", "pubsub", role="subscriber")
+    process_group(api_client, namespace, "work", "workers", role="worker")
+    pod(api_client, namespace, "chat-0", role="subscriber")
+    pod(api_client, namespace, "chat-1", role="worker")
+    for group in ("orders", "work"):
+        assert eventually(
+            lambda g=group: (
+                in_sync(api_client, namespace, g, cluster_dns) and group_members(api_client, namespace, g)
+            )
+        )
+    names = {
+        g: read(api_client, namespace, "processgroups", g)["status"]["serviceName"]
+        for g in ("orders", "work")
+    }
+    assert re.fullmatch(r"pubsub-orders-[0-9a-f]{6}", names["orders"])
+    assert re.fullmatch(r"workers-orders-[0-9a-f]{6}", names["work"])
+
+    core.delete_namespaced_service("pubsub-orders", namespace)
+    discovery.delete_namespaced_endpoint_slice("workers-orders", namespace)
+    pod(api_client, namespace, "chat-2", role="subscriber")
+    pod(api_client, namespace, "chat-3", role="worker")
+    for group in ("orders", "work"):
+        assert eventually(lambda g=group: len(group_members(api_client, namespace, g)) == 2)
+        assert eventually(lambda g=group: in_sync(api_client, namespace, g, cluster_dns))
+        assert read(api_client, namespace, "processgroups", group)["status"]["serviceName"] == names[group]
+    assert not core.list_namespaced_service(namespace, field_selector="metadata.name=pubsub-orders").items

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
 from typing import Any
@@ -99,9 +100,13 @@ def test_unchanged_membership_keeps_its_last_change_time() -> None:
 
 
 def identity(
-    name: str, scope: str, group: str, created: str = "2026-11-25T12:00:00Z"
+    name: str, scope: str, group: str, created: str = "2026-11-25T12:00:00Z", service: str | None = None
 ) -> grouping.GroupIdentity:
-    return grouping.GroupIdentity(name, scope, group, created)
+    return grouping.GroupIdentity(name, scope, group, created, service)
+
+
+def is_dns_label(name: str) -> bool:
+    return re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) is not None and len(name) <= 63
 
 
 def test_service_names_are_readable_when_exact_and_unique() -> None:
@@ -111,7 +116,7 @@ def test_service_names_are_readable_when_exact_and_unique() -> None:
             identity("b", "default", "jobs"),
             identity("c", "workers", "orders"),
         ],
-        frozenset(),
+        {},
     )
     assert names == {"a": "pubsub-orders", "b": "jobs", "c": "workers-orders"}
 
@@ -125,7 +130,7 @@ def test_lossy_long_colliding_and_foreign_names_get_a_hash_of_scope_and_group() 
             identity("long", "default", "x" * 80),
             identity("taken", "default", "chat"),
         ],
-        frozenset({"chat"}),
+        {"chat": None},
     )
     assert names["first"] == "a-b-c"  # created first, keeps its claim
     assert re.fullmatch(r"a-b-c-[0-9a-f]{6}", names["later"])
@@ -133,12 +138,93 @@ def test_lossy_long_colliding_and_foreign_names_get_a_hash_of_scope_and_group() 
     assert len(names["long"]) == 63
     assert re.fullmatch(r"chat-[0-9a-f]{6}", names["taken"])
     assert len(set(names.values())) == len(names)
-    assert all(re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", n) for n in names.values())
+    assert all(is_dns_label(n) for n in names.values())
+
+
+def test_a_name_another_group_or_a_foreign_slice_holds_is_never_taken() -> None:
+    """Creating it would only fail with AlreadyExists, again and again."""
+    held = grouping.holders(
+        services={"pubsub-orders": "deleted-group", "jobs": "jobs", "mixed": "mixed"},
+        slices={"chat": None, "jobs": "jobs", "mixed": "other"},
+    )
+    assert held == {"pubsub-orders": "deleted-group", "jobs": "jobs", "mixed": None, "chat": None}
+    names = grouping.service_names(
+        [
+            identity("orders", "pubsub", "orders"),
+            identity("jobs", "default", "jobs"),
+            identity("chat", "default", "chat"),
+            identity("mixed", "default", "mixed"),
+        ],
+        held,
+    )
+    assert names["jobs"] == "jobs"  # its own Service and slice
+    assert re.fullmatch(r"pubsub-orders-[0-9a-f]{6}", names["orders"])
+    assert re.fullmatch(r"chat-[0-9a-f]{6}", names["chat"])
+    assert re.fullmatch(r"mixed-[0-9a-f]{6}", names["mixed"])
+
+
+def test_a_foreign_object_on_the_hashed_name_moves_the_group_to_another_hash() -> None:
+    first = grouping.service_names([identity("orders", "pubsub", "subscribers:orders")], {})["orders"]
+    second = grouping.service_names([identity("orders", "pubsub", "subscribers:orders")], {first: None})
+    assert re.fullmatch(r"pubsub-subscribers-orders-[0-9a-f]{6}", second["orders"])
+    assert second["orders"] != first
+
+
+def test_a_group_keeps_its_name_when_the_collision_that_gave_it_a_hash_goes_away() -> None:
+    """A group's DNS name must not change under the apps that resolve it."""
+    hashed = grouping.service_names([identity("orders", "default", "chat")], {"chat": None})["orders"]
+    assert hashed != "chat"
+    kept = grouping.service_names([identity("orders", "default", "chat", service=hashed)], {hashed: "orders"})
+    assert kept == {"orders": hashed}
+
+
+def test_a_group_whose_scope_or_group_changed_is_named_afresh() -> None:
+    names = grouping.service_names([identity("orders", "pubsub", "invoices", service="pubsub-orders")], {})
+    assert names == {"orders": "pubsub-invoices"}
+
+
+def test_a_name_kept_in_status_beats_an_older_groups_fresh_claim() -> None:
+    names = grouping.service_names(
+        [
+            identity("older", "default", "chat", "2026-11-25T10:00:00Z"),
+            identity("newer", "default", "chat", "2026-11-25T11:00:00Z", service="chat"),
+        ],
+        {"chat": "newer"},
+    )
+    assert names["newer"] == "chat"
+    assert re.fullmatch(r"chat-[0-9a-f]{6}", names["older"])
+
+
+NAMES = st.sampled_from(["chat", "orders", "pubsub-orders", "a-b-c", "x" * 70, "jobs:1", "Chat"])
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["default", "pubsub", "a-b", "a"]), NAMES), max_size=8, unique=True),
+    st.dictionaries(st.sampled_from(["chat", "orders", "pubsub-orders", "a-b-c", "jobs"]), st.none()),
+    st.data(),
+)
+def test_service_names_are_distinct_valid_free_and_stable(
+    pairs: list[tuple[str, str]], foreign: dict[str, None], data: st.DataObject
+) -> None:
+    groups = [
+        identity(f"g{i}", scope, group, f"2026-11-25T{i:02}:00:00Z") for i, (scope, group) in enumerate(pairs)
+    ]
+    names = grouping.service_names(groups, foreign)
+    assert len(set(names.values())) == len(groups)
+    assert all(is_dns_label(n) for n in names.values())
+    assert not set(names.values()) & set(foreign)
+
+    # Published and reported in status, the names stay put, even once the foreign objects
+    # that shaped them are gone.
+    remaining = data.draw(st.sets(st.sampled_from(sorted(foreign))) if foreign else st.just(set()))
+    published = {name: group for group, name in names.items()} | dict.fromkeys(remaining)
+    reported = [dataclasses.replace(g, service=names[g.name]) for g in groups]
+    assert grouping.service_names(reported, published) == names
 
 
 @given(st.lists(st.tuples(st.text(max_size=20), st.text(min_size=1, max_size=80)), max_size=8, unique=True))
 def test_every_service_name_is_a_distinct_dns_label(pairs: list[tuple[str, str]]) -> None:
     groups = [identity(f"g{i}", scope or "default", group) for i, (scope, group) in enumerate(pairs)]
-    names = grouping.service_names(groups, frozenset())
+    names = grouping.service_names(groups, {})
     assert len(set(names.values())) == len(groups)
-    assert all(re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", n) and len(n) <= 63 for n in names.values())
+    assert all(is_dns_label(n) for n in names.values())

@@ -61,7 +61,13 @@ class ProcessGroupStatus(Model):
         json_schema_extra={"maxProperties": MAX_LIST},
     )
     service_name: str | None = Field(
-        default=None, max_length=63, description="The headless Service that publishes the members."
+        default=None,
+        max_length=63,
+        description=(
+            "The headless Service that publishes the members: a DNS-1035 name from scope and group, "
+            "with a hash suffix when that is lossy, too long or held by another object; kept once "
+            "given, unless scope or group change."
+        ),
     )
     last_change: datetime.datetime | None = Field(default=None, description="When membership last changed.")
     conditions: list[Condition] = conditions_field()

@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from conclave.api import Member, ProcessGroup
@@ -127,6 +128,9 @@ class GroupIdentity:
     scope: str
     group: str
     created: str
+    service: str | None = None
+    """The Service name its status reports, kept while it is still the group's to keep: a
+    group's DNS name must not change under the apps that resolve it."""
 
 
 def readable_name(scope: str, group: str) -> str:
@@ -136,27 +140,71 @@ def readable_name(scope: str, group: str) -> str:
     return cleaned if cleaned[:1].isalpha() else f"g-{cleaned}".rstrip("-")
 
 
-def service_names(groups: Sequence[GroupIdentity], foreign: frozenset[str]) -> dict[str, str]:
+def holders(services: Mapping[str, str | None], slices: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Every name a group's Service and EndpointSlice could collide with → the ProcessGroup
+    that holds it (None: not conclave's, or its Service and slice disagree)."""
+    found = dict(services)
+    for name, group in slices.items():
+        found[name] = group if found.get(name, group) == group else None
+    return found
+
+
+def service_names(groups: Sequence[GroupIdentity], held: Mapping[str, str | None]) -> dict[str, str]:
     """The Service name of each ProcessGroup (by its object name).
 
-    The readable name when it is exact (nothing was replaced), fits 63 characters, and is
-    not already taken; otherwise the readable name shortened and suffixed with a hash of
-    (scope, group). Groups created earlier keep their claim; ``foreign`` Services (not
-    conclave's) are never reused.
+    A group keeps the name its status reports while that still fits its scope and group and
+    nobody else holds it. Otherwise it gets the readable name when that is exact (nothing was
+    replaced), fits 63 characters and is free; else the readable name shortened and suffixed
+    with a hash of (scope, group). Groups created earlier choose first; a name ``held`` by
+    anything but the group itself (see ``holders``) is never taken, since creating it would
+    only fail.
     """
-    taken = set(foreign)
+    ordered = sorted(groups, key=lambda g: (g.created, g.name))
     names: dict[str, str] = {}
-    for identity in sorted(groups, key=lambda g: (g.created, g.name)):
+    taken: set[str] = set()
+
+    def claim(identity: GroupIdentity, name: str) -> None:
+        names[identity.name] = name
+        taken.add(name)
+
+    def free(identity: GroupIdentity, name: str) -> bool:
+        return name not in taken and held.get(name, identity.name) == identity.name
+
+    for identity in ordered:
+        if identity.service and _fits(identity, identity.service) and free(identity, identity.service):
+            claim(identity, identity.service)
+    for identity in ordered:
+        if identity.name in names:
+            continue
         readable = readable_name(identity.scope, identity.group)
-        exact = readable == (
-            identity.group if identity.scope == "default" else f"{identity.scope}-{identity.group}"
-        )
-        if not exact or len(readable) > MAX_LABEL or readable in taken:
-            digest = hashlib.sha256(f"{identity.scope}\0{identity.group}".encode()).hexdigest()[:6]
-            readable = f"{readable[: MAX_LABEL - 7].rstrip('-')}-{digest}"
-        taken.add(readable)
-        names[identity.name] = readable
+        if _exact(identity, readable) and len(readable) <= MAX_LABEL and free(identity, readable):
+            claim(identity, readable)
+            continue
+        claim(identity, next(h for h in _hashed_names(identity, readable) if free(identity, h)))
     return names
+
+
+def _exact(identity: GroupIdentity, readable: str) -> bool:
+    return readable == (
+        identity.group if identity.scope == "default" else f"{identity.scope}-{identity.group}"
+    )
+
+
+def _hashed_names(identity: GroupIdentity, readable: str) -> Iterator[str]:
+    """The readable name shortened, with a 6-hex hash of (scope, group): the first one is
+    stable; the next ones, salted with a counter, serve when a foreign object holds it."""
+    stem = readable[: MAX_LABEL - 7].rstrip("-")
+    for attempt in itertools.count():
+        key = f"{identity.scope}\0{identity.group}" + (f"\0{attempt}" if attempt else "")
+        yield f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:6]}"
+
+
+def _fits(identity: GroupIdentity, name: str) -> bool:
+    """Whether ``name`` is one service_names could have given this (scope, group)."""
+    readable = readable_name(identity.scope, identity.group)
+    if name == readable:
+        return _exact(identity, readable) and len(readable) <= MAX_LABEL
+    return re.fullmatch(re.escape(readable[: MAX_LABEL - 7].rstrip("-")) + "-[0-9a-f]{6}", name) is not None
 
 
 Address = tuple[str, str | None, str | None]

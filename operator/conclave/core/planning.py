@@ -56,7 +56,7 @@ def plan(observation: Observation) -> Plan:
         waits += [topology.requeue_after] if topology.requeue_after is not None else []
         memory = topology.partition_memory
     service_names = grouping.service_names(
-        observation.groups, frozenset(name for name, owner in observation.services.items() if owner is None)
+        observation.groups, grouping.holders(observation.services, observation.endpoint_slices)
     )
     for group in observation.process_groups:
         update, group_events, group_samples, group_owned = _group_update(
