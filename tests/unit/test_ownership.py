@@ -1,10 +1,14 @@
 """The singleton ownership state machine, driven through random histories.
 
 A model world (pods that flap, terminate, vanish and come back, splits and heals,
-releases, operator restarts, lost writes and deleted Leases) is fed to ``decide`` step
-by step; every Lease write is checked against the safety rule: a grant to another
-member comes only after the previous holder was confirmed gone or released, or at
-least a lease duration after its revocation was committed. Epochs only grow.
+releases, operator restarts, lost writes, deleted Leases, and an operator whose pod
+watch lags behind discovery) is fed to ``decide`` step by step; every Lease write is
+checked against the safety rule: a grant to another member comes only after the
+previous holder was confirmed gone or released, or at least a lease duration after its
+revocation was committed. Epochs only grow.
+
+Members keep their node name across pod incarnations (``nodeNaming: Hostname``, as a
+StatefulSet's pods do), so a pod is told from its successor only by its uid.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ import dataclasses
 import datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conclave.api import Singleton, SingletonSpec, SingletonStatus
-from conclave.core import ownership
+from conclave.api import Member, Singleton, SingletonSpec, SingletonStatus
+from conclave.core import ownership, placement
 from conclave.core.grouping import PodFacts
 from conclave.core.ownership import LeaseState, Memory, decide, pod_annotation, released_annotation
 from conclave.core.partitions import Verdict
@@ -37,6 +42,11 @@ def node(i: int) -> str:
 class World:
     spec: SingletonSpec
     pods: dict[str, PodFacts] = dataclasses.field(default_factory=dict)
+    """Ground truth: the pods as the API holds them."""
+    cache: dict[str, PodFacts] = dataclasses.field(default_factory=dict)
+    """The pods as the operator's watch has shown them so far."""
+    lagging: set[str] = dataclasses.field(default_factory=set)
+    """Pods whose watch events the operator has not caught up with (discovery has)."""
     incarnations: int = 0
     clock: float = 1000.0
     lease: LeaseState | None = None
@@ -52,28 +62,43 @@ class World:
     def __post_init__(self) -> None:
         for i in range(MEMBERS):
             self.recreate(i)
+        self.catch_up()
 
     def recreate(self, i: int) -> None:
         self.incarnations += 1
         name = f"chat-{i}"
         self.pods[name] = PodFacts(
-            name, {"i": str(i)}, uid=f"uid-{self.incarnations}", phase="Running", ready=True
+            name,
+            {"i": str(i)},
+            ip=f"10.0.{self.incarnations // 250}.{self.incarnations % 250 + 1}",
+            uid=f"uid-{self.incarnations}",
+            phase="Running",
+            ready=True,
         )
 
+    def catch_up(self) -> None:
+        """The operator's watch delivers every pod event but the lagging pods'."""
+        for name in {*self.pods, *self.cache} - self.lagging:
+            if name in self.pods:
+                self.cache[name] = self.pods[name]
+            else:
+                self.cache.pop(name, None)
+
     def candidates(self) -> dict[str, Candidate]:
-        """What discovery publishes: pods being deleted are no members."""
-        return {
-            node(int(pod.labels["i"])): Candidate(
-                node(int(pod.labels["i"])), pod.name, pod.uid, pod.labels, pod.ready, False
-            )
+        """What discovery publishes (pods being deleted are no members), joined with what
+        the operator's pod watch has shown."""
+        members = [
+            Member(name=node(int(pod.labels["i"])), pod=pod.name, ip=pod.ip, ready=pod.ready)
             for pod in self.pods.values()
             if not pod.deleting
-        }
+        ]
+        return placement.candidates(members, self.cache)
 
     def decide(self) -> ownership.Decision:
+        self.catch_up()
         return decide(
             "s", "prod/s", self.spec, self.status, self.lease, self.candidates(),
-            self.pods, self.verdict, self.memory, self.clock,
+            self.cache, self.verdict, self.memory, self.clock,
         )  # fmt: skip
 
     def step(self, lost: bool = False) -> None:
@@ -92,7 +117,8 @@ class World:
             )
 
     def check(self, write: ownership.LeaseWrite) -> None:
-        """The safety rule, judged from the world's own record of grants and revocations."""
+        """The safety rule, judged from the world's own record of grants and revocations,
+        and from the pods as they really are."""
         previous_epoch = self.grants[-1][2] if self.grants else 0
         if write.holder is None:
             assert write.epoch == previous_epoch
@@ -114,7 +140,10 @@ class World:
         if write.holder is None:
             self.revoked_at[write.epoch] = self.clock
         else:
-            self.grants.append((write.holder, write.holder.pod_uid, write.epoch))
+            # who really got it: the pod that answers to the holder's name now
+            running = self.pods.get(write.holder.pod or "")
+            self.grants.append((write.holder, running.uid if running else None, write.epoch))
+            assert write.holder.pod_uid == (running.uid if running else None), "granted under a wrong pod uid"
         previous = self.lease
         holder = write.holder
         self.lease = LeaseState(
@@ -169,13 +198,30 @@ class World:
             if self.lease.holder:
                 self.revoked_at[self.lease.epoch] = self.clock  # the holder reads 404 from now on
             self.lease = None
+        elif kind == "lag":
+            self.lagging.add(pod_name)
+        elif kind == "catch-up":
+            self.lagging.discard(pod_name)
         self.step(lost=kind == "lose-write")
 
 
 actions = st.one_of(
     st.tuples(st.just("tick"), st.floats(0.0, 2.5 * DURATION)),
     st.tuples(
-        st.sampled_from(["ready", "terminate", "delete", "fail", "release", "heal", "restart", "lose-write"]),
+        st.sampled_from(
+            [
+                "ready",
+                "terminate",
+                "delete",
+                "fail",
+                "release",
+                "heal",
+                "restart",
+                "lose-write",
+                "lag",
+                "catch-up",
+            ]
+        ),
         st.integers(0, MEMBERS - 1),
     ),
     st.tuples(st.just("drop-lease"), st.just(0)),
@@ -217,6 +263,7 @@ def test_a_healthy_cluster_always_ends_up_with_an_owner(spec: SingletonSpec, his
     world.step()
     for action in history:
         world.act(action)
+    world.lagging.clear()
     world.act(("heal", 0))
     for i in range(MEMBERS):
         pod = world.pods.get(f"chat-{i}")
@@ -233,6 +280,32 @@ def test_a_healthy_cluster_always_ends_up_with_an_owner(spec: SingletonSpec, his
     before = world.lease
     world.step()
     assert world.lease is before, "nothing changes while ownership is settled: no renewals"
+
+
+@pytest.mark.parametrize(
+    "lag",
+    [
+        ["lag", "delete", "catch-up", "lag", "delete"],
+        ["lag", "delete", "delete"],
+    ],
+    ids=["its pod not seen yet", "its predecessor's pod still cached"],
+)
+def test_a_member_whose_own_pod_the_operator_has_not_seen_is_granted_nothing(lag: list[str]) -> None:
+    """Discovery can show a new pod's member before the pod watch shows the pod."""
+    world = World(SingletonSpec.model_validate({"topology": "chat", "leaseDuration": "10s"}))
+    world.step()
+    owner = int(world.pods[world.status.owner_pod or ""].labels["i"])
+    other, *rest = (i for i in range(MEMBERS) if i != owner)
+    for i in rest:
+        world.act(("ready", i))  # NotReady: only `other` could take over
+    for kind in lag:
+        world.act((kind, other))
+    world.act(("delete", owner))
+    assert (world.status.owner, world.status.phase) == (None, "Pending")
+    world.act(("catch-up", other))
+    assert (world.status.owner, world.status.owner_pod) == (node(other), f"chat-{other}")
+    assert world.lease is not None
+    assert world.lease.last_owner_pod_uid == world.pods[f"chat-{other}"].uid
 
 
 def test_a_confirmed_gone_owner_is_replaced_at_once_and_a_not_ready_one_after_the_lease() -> None:

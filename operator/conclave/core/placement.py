@@ -15,7 +15,8 @@ import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 
-from conclave.api import SingletonSpec
+from conclave.api import Member, SingletonSpec
+from conclave.core.grouping import PodFacts
 from conclave.core.partitions import Verdict
 
 SPLIT_STATES = ("Partitioned", "Degraded")
@@ -43,6 +44,29 @@ class Candidate:
     ready: bool
     """Ready and not terminating: a terminating pod is leaving, whatever its readiness."""
     terminating: bool = False
+
+
+def candidates(members: Iterable[Member], pods: Mapping[str, PodFacts]) -> dict[str, Candidate]:
+    """Every member, by name; ready only if its pod is Ready right now (whatever
+    memberReadiness says: an owner must be serving) and not terminating.
+
+    A member is not ready either while the pod the watches show is not yet its own (no pod
+    by that name yet, or a predecessor's at another IP): an owner is granted with its pod's
+    uid, and under a wrong one it would look gone, and be replaced at once, while it runs.
+    """
+    found = {}
+    for member in members:
+        pod = pods.get(member.pod) if member.pod else None
+        serving = pod is not None and pod.ready and (member.ip is None or pod.ip == member.ip)
+        found[member.name] = Candidate(
+            name=member.name,
+            pod=member.pod,
+            pod_uid=pod.uid if pod else None,
+            labels=pod.labels if pod else {},
+            ready=member.ready and (serving if member.pod else True),
+            terminating=bool(pod and pod.deleting),
+        )
+    return found
 
 
 @dataclasses.dataclass(frozen=True)

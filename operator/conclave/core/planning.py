@@ -22,7 +22,6 @@ from conclave.api import (
 )
 from conclave.core import conditions, discovery, grouping, ownership, partitioning, placement
 from conclave.core.conditions import Wanted
-from conclave.core.grouping import PodFacts
 from conclave.core.observations import Observation, Observed, Resource
 from conclave.core.partitions import Verdict
 from conclave.core.plans import (
@@ -284,29 +283,6 @@ def _group_update(
     return update, events + group.events, group.metrics, owned
 
 
-def _candidates(view: TopologyView, pods: Mapping[str, PodFacts]) -> dict[str, placement.Candidate]:
-    """Every published member, ready only if its pod is Ready right now (whatever
-    memberReadiness says: an owner must be serving) and not terminating.
-
-    A member is not ready either while the pod the watches show is not yet its own (no pod
-    by that name yet, or a predecessor's at another IP): an owner is granted with its pod's
-    uid, and under a wrong one it would look gone, and be replaced at once, while it runs.
-    """
-    found = {}
-    for member in view.published:
-        pod = pods.get(member.pod) if member.pod else None
-        serving = pod is not None and pod.ready and (member.ip is None or pod.ip == member.ip)
-        found[member.name] = placement.Candidate(
-            name=member.name,
-            pod=member.pod,
-            pod_uid=pod.uid if pod else None,
-            labels=pod.labels if pod else {},
-            ready=member.ready and (serving if member.pod else True),
-            terminating=bool(pod and pod.deleting),
-        )
-    return found
-
-
 def _singletons_plan(observation: Observation, view: TopologyView | None) -> Plan:
     """Every singleton of the topology: Leases, status, pod annotations, events, metrics.
 
@@ -316,7 +292,7 @@ def _singletons_plan(observation: Observation, view: TopologyView | None) -> Pla
     updates, events, leases, samples, waits = [], [], [], [], []
     annotations: dict[str, dict[str, str | None]] = {}
     memories = {}
-    candidates = _candidates(view, observation.pods) if view is not None else {}
+    candidates = placement.candidates(view.published, observation.pods) if view is not None else {}
     placed = 0
     for observed in observation.singletons:
         found, found_events = _topology_found(observation, observed)
