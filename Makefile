@@ -7,14 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration system-deps control-plane tools crds manifests clean bench
+.PHONY: demo test lint typecheck unit integration pod-network-deps system-deps control-plane tools crds manifests clean bench
 
 test: $(STAMP) system-deps control-plane tools lint typecheck
 	$(BIN)/pytest -p no:cacheprovider tests
 
 # The narrated scenario on a fresh local cluster, stopped at the end; DEMO_FLAGS=--keep
 # leaves it running (`conclave local-cluster down` stops it).
-demo: $(STAMP) system-deps control-plane
+demo: $(STAMP) pod-network-deps control-plane
 	$(BIN)/conclave demo $(DEMO_FLAGS)
 
 unit: $(STAMP)
@@ -36,9 +36,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# From Debian: iproute2 (the pod network's namespace and veth), Erlang (real BEAM nodes,
-# the reference client of the member-view contract) and Prometheus with promtool (the
-# dashboard's queries and the alert rules, tested for real).
+# From Debian: iproute2 (the pod network's namespace and veth: all the demo needs), and for
+# the tests also Erlang (real BEAM nodes, the reference client of the member-view contract)
+# and Prometheus with promtool (the dashboard's queries and the alert rules, tested for real).
+pod-network-deps:
+	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2)
+
 system-deps:
 	@command -v ip >/dev/null && command -v erlc >/dev/null && command -v promtool >/dev/null \
 		&& command -v prometheus >/dev/null || \
