@@ -4,6 +4,7 @@ as its own process. Ownership is read from the Lease, the truth the app's rule r
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import signal
 import threading
@@ -35,6 +36,9 @@ from support import (
 )
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
+
+CHURN_SEED = int(os.environ.get("CONCLAVE_CHURN_SEED", "20261125"))
+"""The churn test's random history; another seed explores another history."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -490,7 +494,7 @@ def test_churn_never_grants_while_the_previous_owner_may_still_run(
     core = client.CoreV1Api(api_client)
     pods = [f"chat-{i}" for i in range(len(names))]
     members = {pod: f"chat@{core.read_namespaced_pod(pod, namespace).status.pod_ip}" for pod in pods}
-    churn = Churn(api_client, namespace, sim, kubelet, singletons, members, random.Random(20261125))
+    churn = Churn(api_client, namespace, sim, kubelet, singletons, members, random.Random(CHURN_SEED))
     with Watcher(api_client, namespace) as watcher:
         for _ in range(200):
             churn.step()
