@@ -4,16 +4,21 @@ with the Lease and the events agreeing with what status says."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from conclave import demo
 from conclave.adapters.apiclient import ApiClient
 from conclave.demo import manifests
-from conclave.localcluster import PodNetwork
+from conclave.localcluster import LocalCluster, PodNetwork
 from conclave.localcluster.kubelet import FakeKubelet
 from conclave.sim import SimulatedMembers
 from support import events_about, read
@@ -67,3 +72,60 @@ async def test_the_demo_scenario_reaches_every_outcome_in_time(
         lease = client.CoordinationV1Api(api_client).read_namespaced_lease(name, namespace).spec
         assert (lease.holder_identity, lease.lease_transitions) == (singleton["owner"], singleton["epoch"])
     assert "GroupEmpty" in [reason for _, reason, _ in events_about(api_client, namespace, manifests.EMPTIED)]
+
+
+def _processes_mentioning(marker: str) -> list[tuple[int, str]]:
+    """Every live process whose command line mentions ``marker`` (this one excepted)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # gone meanwhile
+        if marker in command and state != "Z":
+            found.append((int(entry.name), command))
+    return found
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["Waiting for kube-apiserver", "── 4. "],
+    ids=["while the control plane starts", "in the middle of the scenario"],
+)
+def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path, moment: str) -> None:
+    name, cidr = "interrupted", "10.251.0.0/16"
+    state = tmp_path / "state"
+    demo_process = subprocess.Popen(
+        [sys.executable, "-m", "conclave", "demo", "--name", name, "--pod-cidr", cidr],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "XDG_STATE_HOME": str(state), "PYTHONUNBUFFERED": "1"},
+    )
+    assert demo_process.stdout is not None
+    output = []
+    try:
+        for line in iter(demo_process.stdout.readline, b""):
+            output.append(line.decode(errors="replace"))
+            if moment in output[-1]:
+                break
+        else:
+            pytest.fail("the demo ended before the moment to interrupt it:\n" + "".join(output))
+        cluster = LocalCluster(name=name, pod_cidr=cidr, root=state / "conclave" / "clusters")
+        started = [c.pid for c in cluster.components()]
+        assert started, "the demo records what it starts"
+        demo_process.send_signal(signal.SIGINT)
+        rest, _ = demo_process.communicate(timeout=60)
+    finally:
+        if demo_process.poll() is None:
+            demo_process.kill()
+            demo_process.wait()
+    log = "".join(output) + rest.decode(errors="replace")
+    assert demo_process.returncode == 130, log
+    assert "everything the demo started is stopped" in log
+    assert not [pid for pid in started if Path(f"/proc/{pid}").exists()], log
+    assert _processes_mentioning(str(state)) == [], log
+    assert not cluster.network.exists()
+    assert not cluster.state_dir.exists()
