@@ -67,10 +67,10 @@ class _Server:
 
     async def delete_member(self, request: web.Request) -> web.Response:
         node = request.match_info["node"]
-        self.members.pop(node, None)
         runner = self.runners.pop(node, None)
-        if runner is not None:
+        if runner is not None:  # first stop serving: a request in flight still finds its view
             await runner.cleanup()
+        self.members.pop(node, None)
         return web.Response(status=204)
 
     async def serve(self, host: str, port: int) -> None:
