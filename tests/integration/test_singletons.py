@@ -3,6 +3,7 @@ as its own process. Ownership is read from the Lease, the truth the app's rule r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -415,6 +416,105 @@ class Watcher:
         return "expired"
 
 
+class App:
+    """A member's app that keeps docs/singletons.md's rule for every singleton: it runs one
+    only while a consistent read (a LIST without resourceVersion, like a GET) that started
+    less than leaseDuration ago showed its node name and its pod's uid, and releases what
+    it stops on revocation. It can be cut off from the API: then it stops when its last
+    read grows too old. It records when it ran what, by the shared monotonic clock."""
+
+    def __init__(
+        self, api_client: client.ApiClient, namespace: str, pod: str, node: str, rng: random.Random
+    ) -> None:
+        self.api_client, self.namespace, self.pod, self.node = api_client, namespace, pod, node
+        self.uid = client.CoreV1Api(api_client).read_namespaced_pod(pod, namespace).metadata.uid
+        self.rng = random.Random(rng.random())
+        self.lock = threading.Lock()
+        self.running: dict[str, tuple[float, int]] = {}  # singleton → (since, epoch)
+        self.valid_until: dict[str, float] = {}
+        self.ran: list[tuple[str, str, float, float]] = []  # (singleton, pod uid, start, end)
+        self.cut_off_until = 0.0
+        self.alive = True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        leases = client.CoordinationV1Api(self.api_client)
+        while self.alive:
+            time.sleep(self.rng.uniform(0.1, 0.4))
+            self._expire()
+            if time.monotonic() < self.cut_off_until:
+                continue
+            started = time.monotonic()
+            try:
+                found = leases.list_namespaced_lease(
+                    self.namespace, label_selector="conclave.dev/lease-of"
+                ).items
+            except (ApiException, OSError):
+                continue  # a failed read proves nothing: keep running only until valid_until
+            with self.lock:
+                if self.alive:
+                    self._follow(found, started)
+            self._expire()
+
+    def _follow(self, found: list[Any], started: float) -> None:
+        seen = time.monotonic()
+        for item in found:
+            name, annotations = item.metadata.name, item.metadata.annotations or {}
+            mine = item.spec.holder_identity == self.node and annotations.get(
+                "conclave.dev/owner-pod-uid"
+            ) in (None, self.uid)
+            until = started + (item.spec.lease_duration_seconds or 0)
+            if mine and seen < until:
+                self.valid_until[name] = until
+                self.running.setdefault(name, (seen, item.spec.lease_transitions or 0))
+            elif not mine and name in self.running:
+                epoch = self.running[name][1]
+                self._stop(name, seen)
+                with contextlib.suppress(ApiException):  # its pod may be gone meanwhile
+                    annotate(
+                        self.api_client, self.namespace, self.pod, {released_annotation(name): str(epoch)}
+                    )
+
+    def _expire(self) -> None:
+        """A timer would stop it exactly at valid_until; the record says so."""
+        with self.lock:
+            for name in list(self.running):
+                if time.monotonic() >= self.valid_until[name]:
+                    self._stop(name, self.valid_until[name])
+
+    def _stop(self, name: str, at: float) -> None:
+        since, _ = self.running.pop(name)
+        self.ran.append((name, self.uid, since, min(at, self.valid_until[name])))
+
+    def cut_off(self, seconds: float) -> None:
+        self.cut_off_until = time.monotonic() + seconds
+
+    def kill(self) -> None:
+        """The container stops: whatever it ran ends now (the kubelet removes a pod only after)."""
+        with self.lock:
+            self.alive = False
+            for name in list(self.running):
+                self._stop(name, time.monotonic())
+        self.thread.join(timeout=5)
+
+
+def overlaps(ran: list[tuple[str, str, float, float]], tolerance: float) -> list[str]:
+    """Every moment two pods ran the same singleton at once."""
+    found = []
+    by_singleton: dict[str, list[tuple[float, float, str]]] = {}
+    for name, uid, start, end in ran:
+        by_singleton.setdefault(name, []).append((start, end, uid))
+    for name, intervals in by_singleton.items():
+        latest: tuple[float, float, str] | None = None  # the interval that ends last so far
+        for start, end, uid in sorted(intervals):
+            if latest is not None and uid != latest[2] and start < latest[1] - tolerance:
+                found.append(f"{name}: {uid} from {start:.3f} while {latest[2]} ran until {latest[1]:.3f}")
+            if latest is None or end > latest[1]:
+                latest = (start, end, uid)
+    return found
+
+
 @dataclasses.dataclass
 class Churn:
     """Random trouble for the members: pods gone or terminating (each replaced by a new
@@ -429,11 +529,16 @@ class Churn:
     """pod → node name"""
     rng: random.Random
     created: int = 0
+    apps: dict[str, App] = dataclasses.field(default_factory=dict)
+    """Each member pod's app, which releases what it stops running on its own."""
+    stopped: list[App] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for pod, node in self.members.items():
+            self.apps[pod] = App(self.api_client, self.namespace, pod, node, self.rng)
 
     def step(self) -> None:
-        action = self.rng.choice(
-            ["gone", "terminating", "ready", "ready", "split", "heal", "release", "release"]
-        )
+        action = self.rng.choice(["gone", "terminating", "ready", "ready", "split", "heal", "cut-off"])
         pod = self.rng.choice(sorted(self.members))
         if action in ("gone", "terminating"):
             self.replace(pod, 0 if action == "gone" else None)
@@ -445,18 +550,17 @@ class Churn:
             self.sim.partition([nodes[:3], nodes[3:]])
         elif action == "heal":
             self.sim.connect_all()
-        else:  # an app that stopped its singleton says so, as docs/singletons.md asks
-            name = self.rng.choice(self.singletons)
-            owner = lease(self.api_client, self.namespace, name)
-            if owner is not None and owner.pod in self.members:
-                annotate(
-                    self.api_client, self.namespace, owner.pod, {released_annotation(name): str(owner.epoch)}
-                )
+        else:  # the app can read nothing for a while: it sees no revocation, nor releases
+            self.apps[pod].cut_off(self.rng.uniform(0.5, 4.0))
 
     def replace(self, pod: str, grace: int | None) -> None:
         core = client.CoreV1Api(self.api_client)
         if grace is None:
             annotate(self.api_client, self.namespace, pod, {TERMINATION_DELAY_ANNOTATION: "0.5"})
+        # a pod is removed only once its containers stopped; a terminating one's app is told
+        # to stop at once, but releases nothing: it may be cut off
+        self.stopped.append(self.apps.pop(pod))
+        self.stopped[-1].kill()
         core.delete_namespaced_pod(pod, self.namespace, grace_period_seconds=grace)
         self.sim.remove(self.members.pop(pod))
         self.created += 1
@@ -466,11 +570,19 @@ class Churn:
         self.members[fresh] = f"chat@{ip}"
         self.sim.add(self.members[fresh], ip)
         self.sim.connect_all()
+        self.apps[fresh] = App(self.api_client, self.namespace, fresh, self.members[fresh], self.rng)
 
     def settle(self) -> None:
         self.sim.connect_all()
         for pod in self.members:
             self.kubelet.set_ready(self.namespace, pod, True)
+            self.apps[pod].cut_off(0)
+
+    def ran(self) -> list[tuple[str, str, float, float]]:
+        """Stop every app; what each ran, and when."""
+        for app in self.apps.values():
+            app.kill()
+        return [record for app in [*self.stopped, *self.apps.values()] for record in app.ran]
 
 
 def test_churn_never_grants_while_the_previous_owner_may_still_run(
@@ -501,6 +613,9 @@ def test_churn_never_grants_while_the_previous_owner_may_still_run(
             time.sleep(churn.rng.uniform(0.0, 0.3))
         churn.settle()
         eventually(lambda: all(held(api_client, namespace, name) for name in singletons), timeout=30)
+    ran = churn.ran()
     justified = watcher.grants(duration, tolerance=0.25)
-    print(f"grants to a new member, by why they were safe: {dict(justified)}")
+    print(f"grants to a new member, by why they were safe: {dict(justified)}; {len(ran)} runs by the apps")
     assert {"gone", "released", "expired"} <= set(justified), "the churn must exercise every rule"
+    assert overlaps(ran, tolerance=0.05) == [], "by the app's rule, two pods ran a singleton at once"
+    assert len({uid for _, uid, _, _ in ran}) > len(names), "successor pods ran singletons too"
