@@ -133,6 +133,7 @@ def observe(
         services=group_labels(cache, SERVICE, key.namespace),
         endpoint_slices=group_labels(cache, ENDPOINT_SLICE, key.namespace),
         group_slices=group_slices(cache, key.namespace),
+        published=published(cache, key.namespace),
         clock=clock,
         leases={
             body["metadata"]["name"]: lease_state(body) for body in cache.in_namespace(LEASE, key.namespace)
@@ -150,6 +151,23 @@ def group_labels(cache: Cache, kind: str, namespace: str) -> dict[str, str | Non
         body["metadata"]["name"]: (body["metadata"].get("labels") or {}).get(grouping.GROUP_LABEL)
         for body in cache.in_namespace(kind, namespace)
     }
+
+
+def published(cache: Cache, namespace: str) -> tuple[grouping.Published, ...]:
+    """Services and EndpointSlices whose controller is a ProcessGroup, by its uid."""
+    found = []
+    for kind in grouping.PUBLISHED_KINDS:
+        for body in cache.in_namespace(kind, namespace):
+            metadata = body["metadata"]
+            controller = controller_of(metadata)
+            if controller.get("kind") == "ProcessGroup" and controller.get("uid"):
+                found.append(grouping.Published(kind, metadata["name"], metadata["uid"], controller["uid"]))
+    return tuple(found)
+
+
+def controller_of(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ownerReference marked controller; empty when there is none."""
+    return next((r for r in metadata.get("ownerReferences") or [] if r.get("controller")), {})
 
 
 def group_slices(cache: Cache, namespace: str) -> dict[str, tuple[Address, ...]]:
@@ -191,10 +209,9 @@ def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
 def lease_state(lease: Mapping[str, Any]) -> LeaseState:
     metadata, spec = lease["metadata"], lease.get("spec") or {}
     annotations = metadata.get("annotations") or {}
-    controller = next((r for r in metadata.get("ownerReferences") or [] if r.get("controller")), None)
     return LeaseState(
         resource_version=metadata["resourceVersion"],
-        controller_uid=controller.get("uid") if controller else None,
+        controller_uid=controller_of(metadata).get("uid"),
         holder=spec.get("holderIdentity") or None,
         epoch=int(spec.get("leaseTransitions") or 0),
         duration_seconds=spec.get("leaseDurationSeconds"),

@@ -30,7 +30,7 @@ from conclave.localcluster.kubelet import FakeKubelet
 from conclave.sim import SimulatedMembers
 from conflicts import ConflictingProxy
 from monitoring import CHART, Prometheus, concrete, dashboard_expressions, has_data
-from support import Cluster, create, eventually, raw_get, read
+from support import GROUP, VERSION, Cluster, create, custom, eventually, raw_get, read
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
 
@@ -147,7 +147,7 @@ def partition_state(api_client: client.ApiClient, namespace: str) -> str:
 def run_workload(
     api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, sim: SimulatedMembers
 ) -> None:
-    """Members join, a group fills, a singleton is placed, the cluster splits and heals,
+    """Members join, a group fills and changes scope, a singleton is placed, the cluster splits and heals,
     the owner dies and the singleton fails over, a member stops answering its probe."""
     core = client.CoreV1Api(api_client)
     core.create_namespaced_service(
@@ -180,6 +180,14 @@ def run_workload(
     eventually(
         lambda: read(api_client, namespace, "processgroups", "orders").get("status", {}).get("count") == 3
     )
+    # a new scope is a new Service name: the group's old Service and EndpointSlice are deleted
+    custom(api_client).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "processgroups", "orders", {"spec": {"scope": "billing"}}
+    )
+    old = "metadata.name=pubsub-orders"
+    eventually(lambda: not core.list_namespaced_service(namespace, field_selector=old).items)
+    discovery = client.DiscoveryV1Api(api_client)
+    eventually(lambda: not discovery.list_namespaced_endpoint_slice(namespace, field_selector=old).items)
     placed = eventually(lambda: (s := singleton_status(api_client, namespace)).get("phase") == "Placed" and s)
 
     sim.partition([names[:2], names[2:]])

@@ -171,6 +171,38 @@ def test_the_same_group_in_two_scopes_is_two_groups(
 
 
 @pytest.mark.usefixtures("chat")
+def test_a_group_whose_scope_changes_moves_to_a_new_service_and_removes_its_old_one(
+    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, cluster_dns: ClusterDNS
+) -> None:
+    """The old name would otherwise keep resolving to live members of another group."""
+    core, discovery = client.CoreV1Api(api_client), client.DiscoveryV1Api(api_client)
+    process_group(api_client, namespace, "orders", "pubsub", role="subscriber")
+    pod(api_client, namespace, "chat-0", role="subscriber")
+    assert eventually(
+        lambda: (
+            group_members(api_client, namespace, "orders")
+            and in_sync(api_client, namespace, "orders", cluster_dns)
+        )
+    )
+    assert read(api_client, namespace, "processgroups", "orders")["status"]["serviceName"] == "pubsub-orders"
+
+    custom(api_client).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "processgroups", "orders", {"spec": {"scope": "billing"}}
+    )
+    eventually(
+        lambda: (
+            read(api_client, namespace, "processgroups", "orders")["status"]["serviceName"]
+            == "billing-orders"
+        )
+    )
+    assert eventually(lambda: in_sync(api_client, namespace, "orders", cluster_dns))
+    old = "metadata.name=pubsub-orders"
+    eventually(lambda: not core.list_namespaced_service(namespace, field_selector=old).items)
+    eventually(lambda: not discovery.list_namespaced_endpoint_slice(namespace, field_selector=old).items)
+    assert core.read_namespaced_service("chat", namespace), "the topology's own Service is not the group's"
+
+
+@pytest.mark.usefixtures("chat")
 def test_a_group_that_drops_to_zero_is_empty_and_loud_within_a_second(
     api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet
 ) -> None:

@@ -228,3 +228,47 @@ def test_every_service_name_is_a_distinct_dns_label(pairs: list[tuple[str, str]]
     names = grouping.service_names(groups, {})
     assert len(set(names.values())) == len(groups)
     assert all(is_dns_label(n) for n in names.values())
+
+
+def published(kind: str, name: str, group_uid: str) -> grouping.Published:
+    return grouping.Published(kind, name, f"uid-of-{kind}-{name}", group_uid)
+
+
+def test_what_a_group_published_under_another_name_is_removed_by_uid() -> None:
+    objects = [
+        published("Service", "orders", OWNER.uid),
+        published("EndpointSlice", "orders", OWNER.uid),
+        published("Service", "pubsub-orders", OWNER.uid),
+        published("EndpointSlice", "pubsub-orders", OWNER.uid),
+        published("Service", "jobs", "another-group"),
+    ]
+    removals = grouping.leftovers(OWNER, "pubsub-orders", objects)
+    assert [(r.kind, r.plural, r.name, r.uid, r.owner) for r in removals] == [
+        ("Service", "services", "orders", "uid-of-Service-orders", OWNER),
+        ("EndpointSlice", "endpointslices", "orders", "uid-of-EndpointSlice-orders", OWNER),
+    ]
+    assert removals[0].path == "/api/v1/namespaces/prod/services/orders"
+    assert removals[1].path == "/apis/discovery.k8s.io/v1/namespaces/prod/endpointslices/orders"
+
+
+@given(
+    st.lists(
+        st.builds(
+            published,
+            st.sampled_from(sorted(grouping.PUBLISHED_KINDS)),
+            st.sampled_from(["orders", "pubsub-orders", "jobs"]),
+            st.sampled_from([OWNER.uid, "another-group"]),
+        ),
+        unique_by=lambda o: (o.kind, o.name),  # a name is unique per kind in a namespace
+    ),
+    st.sampled_from(["orders", "pubsub-orders"]),
+)
+def test_leftovers_never_touch_the_current_name_nor_another_group_s_objects(
+    objects: list[grouping.Published], service: str
+) -> None:
+    removed = {(r.kind, r.name) for r in grouping.leftovers(OWNER, service, objects)}
+    kept = {(o.kind, o.name) for o in objects} - removed
+    assert all(name != service for _, name in removed)
+    assert all(o.group_uid == OWNER.uid for o in objects if (o.kind, o.name) in removed)
+    assert {(o.kind, o.name) for o in objects if o.group_uid == OWNER.uid and o.name != service} <= removed
+    assert {(o.kind, o.name) for o in objects if o.group_uid != OWNER.uid} <= kept

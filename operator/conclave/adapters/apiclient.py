@@ -111,8 +111,9 @@ class ApiClient:
     async def merge_patch(self, path: str, patch: JSON) -> JSON:
         return await self.request("PATCH", path, patch, content_type=MERGE_PATCH)
 
-    async def delete(self, path: str) -> JSON:
-        return await self.request("DELETE", path)
+    async def delete(self, path: str, options: JSON | None = None) -> JSON:
+        """``options``: a DeleteOptions body, e.g. preconditions."""
+        return await self.request("DELETE", path, options)
 
 
 def _status_details(body: Any) -> dict[str, str]:

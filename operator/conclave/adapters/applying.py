@@ -21,7 +21,15 @@ from conclave.adapters.apiclient import ApiClient
 from conclave.api import GROUP, VERSION
 from conclave.cache import Cache
 from conclave.core import patches
-from conclave.core.plans import EventIntent, ObjectRef, OwnedObject, Plan, PodAnnotations, StatusUpdate
+from conclave.core.plans import (
+    EventIntent,
+    ObjectRef,
+    OwnedObject,
+    Plan,
+    PodAnnotations,
+    Removal,
+    StatusUpdate,
+)
 from conclave.electing import micro_time
 from conclave.errors import ApiError, ConflictError, NotFoundError
 
@@ -64,6 +72,14 @@ class Applier:
             except ApiError as error:
                 logger.warning("Failed to write %s %s: %s", owned.kind, owned.name, error)
                 failures.append(WriteFailure(owned.owner, error))
+        for removal in plan.removals:
+            try:
+                await self._remove(removal)
+            except ConflictError:
+                raise
+            except ApiError as error:
+                logger.warning("Failed to delete %s %s: %s", removal.kind, removal.name, error)
+                failures.append(WriteFailure(removal.owner, error))
         failed = {failure.target for failure in failures}
         for update in plan.status_updates:
             if update.target in failed:
@@ -154,6 +170,23 @@ class Applier:
             raise ConflictError(404, "NotFound", f"{update.kind} {update.name} vanished") from None
         metrics.WRITES_TOTAL.labels(write=update.kind.lower()).inc()
         self.cache.put(update.kind, result)
+
+    async def _remove(self, removal: Removal) -> None:
+        """Delete by uid precondition; a 409 means the name now belongs to another object."""
+        self.guard()
+        try:
+            await self.api.delete(removal.path, {"preconditions": {"uid": removal.uid}})
+        except NotFoundError:
+            pass  # gone already
+        except ConflictError:
+            await self._reread(removal.kind, removal.path, removal.namespace, removal.name)
+            raise
+        else:
+            metrics.WRITES_TOTAL.labels(write=f"{removal.kind.lower()}-delete").inc()
+            logger.info(
+                "Deleted %s %s, which %s no longer uses", removal.kind, removal.name, removal.owner.name
+            )
+        self.cache.drop(removal.kind, removal.namespace, removal.name)
 
     async def _reread(self, kind: str, path: str, namespace: str, name: str) -> None:
         try:

@@ -66,7 +66,7 @@ class ProcessGroupStatus(Model):
         description=(
             "The headless Service that publishes the members: a DNS-1035 name from scope and group, "
             "with a hash suffix when that is lossy, too long or held by another object; kept once "
-            "given, unless scope or group change."
+            "given, unless scope or group change (then the old Service and its EndpointSlice are deleted)."
         ),
     )
     last_change: datetime.datetime | None = Field(default=None, description="When membership last changed.")

@@ -19,7 +19,7 @@ from typing import Any
 
 from conclave.api import Member, ProcessGroup
 from conclave.core.conditions import Wanted
-from conclave.core.plans import EventIntent, MetricSample, ObjectRef, OwnedObject
+from conclave.core.plans import EventIntent, MetricSample, ObjectRef, OwnedObject, Removal
 
 POPULATED = "Populated"
 
@@ -210,6 +210,33 @@ def _fits(identity: GroupIdentity, name: str) -> bool:
 Address = tuple[str, str | None, str | None]
 """(ip, Kubernetes node, pod) of one published member."""
 
+PUBLISHED_KINDS = {"Service": ("v1", "services"), "EndpointSlice": ("discovery.k8s.io/v1", "endpointslices")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """A Service or EndpointSlice a ProcessGroup controls (its ownerReference says which)."""
+
+    kind: str
+    name: str
+    uid: str
+    group_uid: str
+
+
+def leftovers(owner: ObjectRef, service: str, published: Sequence[Published]) -> list[Removal]:
+    """What the group published under a name it no longer has: its scope or group changed,
+    and a stale Service would keep answering the old DNS name with live addresses."""
+    return [
+        Removal(*_kind(item.kind), owner.namespace, item.name, item.uid, owner)
+        for item in published
+        if item.group_uid == owner.uid and item.name != service
+    ]
+
+
+def _kind(kind: str) -> tuple[str, str, str]:
+    api_version, plural = PUBLISHED_KINDS[kind]
+    return api_version, kind, plural
+
 
 def addresses(chosen: Sequence[Member]) -> tuple[Address, ...]:
     return tuple(sorted((m.ip, m.node_name, m.pod) for m in chosen if m.ip))
@@ -229,9 +256,7 @@ def publication(
     if not service_exists:
         spec = {"clusterIP": "None", "ports": [{"name": "epmd", "port": 4369, "protocol": "TCP"}]}
         wanted.append(
-            OwnedObject(
-                "v1", "Service", "services", owner.namespace, service, owner, labels, {"spec": spec}, False
-            )
+            OwnedObject(*_kind("Service"), owner.namespace, service, owner, labels, {"spec": spec}, False)
         )
     desired = addresses(chosen)
     if published != desired:
@@ -256,8 +281,8 @@ def publication(
         }
         wanted.append(
             OwnedObject(
-                "discovery.k8s.io/v1", "EndpointSlice", "endpointslices", owner.namespace, service, owner,
-                slice_labels, content, published is not None,
+                *_kind("EndpointSlice"), owner.namespace, service, owner, slice_labels, content,
+                published is not None,
             )
         )  # fmt: skip
     return wanted

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from conclave.api import ClusterTopology, ProcessGroup, Singleton
 from conclave.core.discovery import Endpoint, Resolution, ServiceState
-from conclave.core.grouping import Address, GroupIdentity, PodFacts
+from conclave.core.grouping import Address, GroupIdentity, PodFacts, Published
 from conclave.core.ownership import LeaseState, Memory
 from conclave.core.partitions import Debounced
 
@@ -63,6 +63,8 @@ class Observation:
     """The namespace's EndpointSlices, likewise: a group's slice is named after its Service."""
     group_slices: Mapping[str, tuple[Address, ...]] = dataclasses.field(default_factory=dict)
     """conclave's EndpointSlices in the namespace: name → the addresses they publish."""
+    published: tuple[Published, ...] = ()
+    """The namespace's Services and EndpointSlices that a ProcessGroup controls."""
     members_config_map: Mapping[str, str] | None = None
     """The data of the <topology>-members ConfigMap; None when it does not exist."""
     clock: float = 0.0

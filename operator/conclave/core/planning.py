@@ -31,6 +31,7 @@ from conclave.core.plans import (
     OwnedObject,
     Plan,
     PodAnnotations,
+    Removal,
     StatusUpdate,
 )
 
@@ -57,6 +58,7 @@ def plan(observation: Observation) -> Plan:
     service_names = grouping.service_names(
         observation.groups, grouping.holders(observation.services, observation.endpoint_slices)
     )
+    removals: list[Removal] = []
     for group in observation.process_groups:
         update, group_events, group_samples, group_owned = _group_update(
             observation, group, view, service_names
@@ -65,11 +67,14 @@ def plan(observation: Observation) -> Plan:
         events += group_events
         samples += tuple(group_samples)
         owned += tuple(group_owned)
+        if (service := service_names.get(group.resource.metadata.name)) is not None:
+            removals += grouping.leftovers(ref(group), service, observation.published)
     singletons = _singletons_plan(observation, view)
     return Plan(
         status_updates=tuple(updates) + singletons.status_updates,
         events=tuple(events) + singletons.events,
         owned=singletons.owned + owned,  # Leases first: the status only mirrors them
+        removals=tuple(removals),
         pod_annotations=singletons.pod_annotations,
         metrics=samples + singletons.metrics,
         requeue_after=min(

@@ -41,6 +41,11 @@ class EventIntent:
     note: str
 
 
+def collection(api_version: str, namespace: str, plural: str) -> str:
+    prefix = "/api" if "/" not in api_version else "/apis"
+    return f"{prefix}/{api_version}/namespaces/{namespace}/{plural}"
+
+
 @dataclasses.dataclass(frozen=True)
 class OwnedObject:
     """Make an object that ``owner`` owns (so the garbage collector removes it with its
@@ -63,8 +68,25 @@ class OwnedObject:
 
     @property
     def collection(self) -> str:
-        prefix = "/api" if "/" not in self.api_version else "/apis"
-        return f"{prefix}/{self.api_version}/namespaces/{self.namespace}/{self.plural}"
+        return collection(self.api_version, self.namespace, self.plural)
+
+
+@dataclasses.dataclass(frozen=True)
+class Removal:
+    """Delete an object ``owner`` made and no longer wants, provided it is still ``uid``:
+    a same-named object someone made since is left alone."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespace: str
+    name: str
+    uid: str
+    owner: ObjectRef
+
+    @property
+    def path(self) -> str:
+        return f"{collection(self.api_version, self.namespace, self.plural)}/{self.name}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +117,8 @@ class Plan:
     events: tuple[EventIntent, ...] = ()
     owned: tuple[OwnedObject, ...] = ()
     """Written first: a singleton's Lease is the truth its status only mirrors."""
+    removals: tuple[Removal, ...] = ()
+    """Carried out after the owned writes: a group's new Service exists before its old goes."""
     pod_annotations: tuple[PodAnnotations, ...] = ()
     metrics: tuple[MetricSample, ...] = ()
     requeue_after: float | None = None
