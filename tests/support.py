@@ -8,12 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from conclave.localcluster import PodNetwork
 from conclave.localcluster.clusters import free_port
@@ -122,6 +125,18 @@ class OperatorProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The sample of ``name`` with exactly these labels on its /metrics; None: absent, or
+        the process does not serve yet (a standby starts its server while it campaigns)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/metrics", timeout=2) as page:
+                families = text_string_to_metric_families(page.read().decode())
+        except urllib.error.URLError:
+            return None
+        return next(
+            (s.value for f in families for s in f.samples if s.name == name and s.labels == labels), None
+        )
 
 
 class Operators:
