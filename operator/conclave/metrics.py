@@ -8,11 +8,13 @@ here, so the dashboard and the alert rules have one list to check against.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 import prometheus_client
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from conclave import __version__
+from conclave.core.plans import MetricSample
 
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -165,6 +167,26 @@ BY_NAME: dict[str, Gauge | Counter | Histogram] = {
     "conclave_singleton_failover_seconds": SINGLETON_FAILOVER_SECONDS,
 }
 """The metrics a Plan may name (core names metrics; it never touches them)."""
+
+
+GROUP_GAUGES = (PROCESS_GROUP_MEMBERS, PROCESS_GROUP_MIN_MEMBERS)
+
+
+def group_series(samples: Iterable[MetricSample]) -> frozenset[tuple[str, str, str]]:
+    """The (namespace, scope, group) series a plan sets: the groups it knows right now."""
+    return frozenset(
+        (s.labels["namespace"], s.labels["scope"], s.labels["group"])
+        for s in samples
+        if BY_NAME[s.metric] is PROCESS_GROUP_MEMBERS
+    )
+
+
+def forget_groups(series: Iterable[tuple[str, str, str]]) -> None:
+    """Drop the series of groups deleted, re-scoped or renamed, so no stale size lingers."""
+    for labels in series:
+        for family in GROUP_GAUGES:
+            with contextlib.suppress(KeyError):  # never set
+                family.remove(*labels)
 
 
 def forget_topology(namespace: str, topology: str) -> None:

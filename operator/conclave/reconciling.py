@@ -45,6 +45,7 @@ class Reconciler:
         self._failures: dict[Key, tuple[str, ...]] = {}
         self._partition_memory: dict[Key, Debounced] = {}
         self._singleton_memory: dict[Key, Mapping[str, ownership.Memory]] = {}
+        self._group_series: dict[Key, frozenset[tuple[str, str, str]]] = {}
 
     async def __call__(self, key: Key) -> Outcome:
         topology = observing.topology_of(self.cache, key)
@@ -72,6 +73,9 @@ class Reconciler:
         failures = await self.applier.apply(plan)
         applied = time.monotonic()  # a revocation this plan wrote is committed by now
         self._singleton_memory[key] = {uid: m.stamped(applied) for uid, m in plan.singleton_memory.items()}
+        series = metrics.group_series(plan.metrics)
+        metrics.forget_groups(self._group_series.get(key, frozenset()) - series)
+        self._group_series[key] = series
         if failures:
             self._failures[key] = tuple(f"{f.target.kind} {f.target.name}: {f.error}" for f in failures)
         else:
@@ -82,6 +86,7 @@ class Reconciler:
             if not observation.process_groups and not observation.singletons:
                 self._singleton_memory.pop(key, None)
                 self._failures.pop(key, None)
+                self._group_series.pop(key, None)
                 return Outcome(finished=True)
         retry = FAILURE_RETRY_SECONDS if failures else self.resync_seconds
         return Outcome(requeue_after=min(plan.requeue_after or retry, retry))

@@ -15,7 +15,17 @@ from conclave.adapters import dnsclient
 from conclave.errors import DNSError
 from conclave.localcluster.dnsserver import ClusterDNS
 from conclave.localcluster.kubelet import FakeKubelet
-from support import GROUP, VERSION, condition, create, custom, events_about, eventually, read
+from support import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    condition,
+    create,
+    custom,
+    events_about,
+    eventually,
+    read,
+)
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
 
@@ -84,7 +94,7 @@ def node_name(kubelet: FakeKubelet, namespace: str, pod_name: str) -> str:
 
 
 @pytest.fixture
-def chat(api_client: client.ApiClient, namespace: str, start_operator: Callable[..., Any]) -> None:
+def chat(api_client: client.ApiClient, namespace: str, start_operator: Callable[..., Any]) -> OperatorProcess:
     client.CoreV1Api(api_client).create_namespaced_service(
         namespace, {"metadata": {"name": "chat"}, "spec": {"clusterIP": "None", "selector": {"app": "chat"}}}
     )
@@ -98,7 +108,7 @@ def chat(api_client: client.ApiClient, namespace: str, start_operator: Callable[
             "spec": {"strategy": "KubernetesAPI", "service": "chat", "applicationName": "chat"},
         },
     )
-    start_operator()
+    return start_operator()
 
 
 @pytest.mark.usefixtures("chat")
@@ -170,11 +180,15 @@ def test_the_same_group_in_two_scopes_is_two_groups(
     )
 
 
-@pytest.mark.usefixtures("chat")
 def test_a_group_whose_scope_changes_moves_to_a_new_service_and_removes_its_old_one(
-    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, cluster_dns: ClusterDNS
+    api_client: client.ApiClient,
+    namespace: str,
+    kubelet: FakeKubelet,
+    cluster_dns: ClusterDNS,
+    chat: OperatorProcess,
 ) -> None:
-    """The old name would otherwise keep resolving to live members of another group."""
+    """The old name would otherwise keep resolving to live members of another group, and
+    the old series would keep reporting its size."""
     core, discovery = client.CoreV1Api(api_client), client.DiscoveryV1Api(api_client)
     process_group(api_client, namespace, "orders", "pubsub", role="subscriber")
     pod(api_client, namespace, "chat-0", role="subscriber")
@@ -185,6 +199,8 @@ def test_a_group_whose_scope_changes_moves_to_a_new_service_and_removes_its_old_
         )
     )
     assert read(api_client, namespace, "processgroups", "orders")["status"]["serviceName"] == "pubsub-orders"
+    series = {"namespace": namespace, "group": "orders"}
+    assert eventually(lambda: chat.metric("conclave_process_group_members", **series, scope="pubsub") == 1)
 
     custom(api_client).patch_namespaced_custom_object(
         GROUP, VERSION, namespace, "processgroups", "orders", {"spec": {"scope": "billing"}}
@@ -200,6 +216,9 @@ def test_a_group_whose_scope_changes_moves_to_a_new_service_and_removes_its_old_
     eventually(lambda: not core.list_namespaced_service(namespace, field_selector=old).items)
     eventually(lambda: not discovery.list_namespaced_endpoint_slice(namespace, field_selector=old).items)
     assert core.read_namespaced_service("chat", namespace), "the topology's own Service is not the group's"
+    eventually(lambda: chat.metric("conclave_process_group_members", **series, scope="billing") == 1)
+    assert chat.metric("conclave_process_group_members", **series, scope="pubsub") is None
+    assert chat.metric("conclave_process_group_min_members", **series, scope="pubsub") is None
 
 
 @pytest.mark.usefixtures("chat")
