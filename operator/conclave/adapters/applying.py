@@ -64,22 +64,19 @@ class Applier:
         failed is not written (it would describe what did not happen).
         """
         failures: list[WriteFailure] = []
-        for owned in plan.owned:
+        changes: tuple[OwnedObject | Removal, ...] = (*plan.owned, *plan.removals)  # as Plan orders
+        for change in changes:
             try:
-                await self._write_owned(owned)
+                if isinstance(change, Removal):
+                    await self._remove(change)
+                else:
+                    await self._write_owned(change)
             except ConflictError:
                 raise
             except ApiError as error:
-                logger.warning("Failed to write %s %s: %s", owned.kind, owned.name, error)
-                failures.append(WriteFailure(owned.owner, error))
-        for removal in plan.removals:
-            try:
-                await self._remove(removal)
-            except ConflictError:
-                raise
-            except ApiError as error:
-                logger.warning("Failed to delete %s %s: %s", removal.kind, removal.name, error)
-                failures.append(WriteFailure(removal.owner, error))
+                verb = "delete" if isinstance(change, Removal) else "write"
+                logger.warning("Failed to %s %s %s: %s", verb, change.kind, change.name, error)
+                failures.append(WriteFailure(change.owner, error))
         failed = {failure.target for failure in failures}
         for update in plan.status_updates:
             if update.target in failed:
