@@ -21,7 +21,7 @@ from conclave.demo import manifests
 from conclave.localcluster import LocalCluster, PodNetwork
 from conclave.localcluster.kubelet import FakeKubelet
 from conclave.sim import SimulatedMembers
-from support import events_about, read
+from support import events_about, eventually, read
 
 STABLE_AFTER, LEASE_DURATION = 2.0, 3.0
 POLL = 0.2
@@ -71,7 +71,13 @@ async def test_the_demo_scenario_reaches_every_outcome_in_time(
         singleton = read(api_client, namespace, "singletons", name)["status"]
         lease = client.CoordinationV1Api(api_client).read_namespaced_lease(name, namespace).spec
         assert (lease.holder_identity, lease.lease_transitions) == (singleton["owner"], singleton["epoch"])
-    assert "GroupEmpty" in [reason for _, reason, _ in events_about(api_client, namespace, manifests.EMPTIED)]
+    # The event follows the status the scenario waited for.
+    assert eventually(
+        lambda: (
+            "GroupEmpty"
+            in [reason for _, reason, _ in events_about(api_client, namespace, manifests.EMPTIED)]
+        )
+    )
 
 
 def _processes_mentioning(marker: str) -> list[tuple[int, str]]:

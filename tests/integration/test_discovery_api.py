@@ -169,9 +169,14 @@ def test_scaling_up_and_down_follows_the_pods(
             == sorted(f"chat@{p.status.pod_ip}" for p in pods.values())
         )
     )
-    reasons = [reason for _, reason in event_reasons(api_client, namespace, "chat")]
-    assert reasons.count("MemberJoined") == 5
-    assert reasons.count("MemberLeft") == 3
+
+    def member_changes() -> tuple[int, int]:
+        reasons = [reason for _, reason in event_reasons(api_client, namespace, "chat")]
+        return reasons.count("MemberJoined"), reasons.count("MemberLeft")
+
+    # Events are posted after the status they explain: wait for the last one, then count.
+    eventually(lambda: member_changes()[1] >= 3)
+    assert member_changes() == (5, 3)
 
 
 def test_readiness_flaps_and_member_readiness_any_counts_unready_pods(
