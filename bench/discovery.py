@@ -29,10 +29,10 @@ from typing import Any
 from kubernetes import client, config, watch
 
 from conclave.api import crdgen
-from conclave.localcluster import LocalCluster
-from conclave.localcluster.clusters import free_port
-from conclave.localcluster.dnsserver import ClusterDNS
-from conclave.localcluster.kubelet import FakeKubelet
+from conclave_harness.localcluster import LocalCluster
+from conclave_harness.localcluster.clusters import free_port
+from conclave_harness.localcluster.dnsserver import ClusterDNS
+from conclave_harness.localcluster.kubelet import FakeKubelet
 
 GROUP, VERSION = "conclave.dev", "v1alpha1"
 POLLING = "5s"

@@ -35,8 +35,8 @@ from kubernetes import client, config, watch
 
 from conclave.api import crdgen
 from conclave.core.placement import choose
-from conclave.localcluster import LocalCluster
-from conclave.localcluster.kubelet import FakeKubelet
+from conclave_harness.localcluster import LocalCluster
+from conclave_harness.localcluster.kubelet import FakeKubelet
 
 GROUP, VERSION = "conclave.dev", "v1alpha1"
 RING_POINTS = 128

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from conclave import tools
+from conclave_harness import tools
 from monitoring import CHART
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from conclave.localcluster.clusters import free_port
+from conclave_harness.localcluster.clusters import free_port
 
 FORWARDED_HEADERS = ("Authorization", "Accept", "Content-Type", "User-Agent")
 

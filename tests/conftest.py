@@ -16,8 +16,8 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from conclave.localcluster import LocalCluster, PodNetwork
-from conclave.localcluster.kubelet import FakeKubelet
+from conclave_harness.localcluster import LocalCluster, PodNetwork
+from conclave_harness.localcluster.kubelet import FakeKubelet
 from support import Cluster, Operators
 
 # Two test sessions on one machine must not share a cluster (one's teardown would stop the

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
-from conclave import tools
-from conclave.localcluster.clusters import free_port
+from conclave_harness import tools
+from conclave_harness.localcluster.clusters import free_port
 from support import eventually
 
 ROOT = Path(__file__).parents[1]

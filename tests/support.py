@@ -18,8 +18,8 @@ import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from conclave.localcluster import PodNetwork
-from conclave.localcluster.clusters import free_port
+from conclave_harness.localcluster import PodNetwork
+from conclave_harness.localcluster.clusters import free_port
 
 T = TypeVar("T")
 

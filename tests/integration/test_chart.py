@@ -15,8 +15,8 @@ import yaml
 from kubernetes import client
 
 from chart_tools import Helm, kinds, value_args
-from conclave import tools
 from conclave.api import crdgen
+from conclave_harness import tools
 from monitoring import CHART, DASHBOARD, ROOT, RULES
 from support import Cluster, raw_get
 

@@ -24,10 +24,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from chart_tools import Helm, value_args
-from conclave.localcluster import PodNetwork
-from conclave.localcluster.clusters import free_port
-from conclave.localcluster.kubelet import FakeKubelet
-from conclave.sim import SimulatedMembers
+from conclave_harness.localcluster import PodNetwork
+from conclave_harness.localcluster.clusters import free_port
+from conclave_harness.localcluster.kubelet import FakeKubelet
+from conclave_harness.sim import SimulatedMembers
 from conflicts import ConflictingProxy
 from monitoring import CHART, Prometheus, concrete, dashboard_expressions, has_data
 from support import GROUP, VERSION, Cluster, create, custom, eventually, raw_get, read

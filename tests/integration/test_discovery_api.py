@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from conclave.localcluster.kubelet import NEVER, TERMINATION_DELAY_ANNOTATION, FakeKubelet
+from conclave_harness.localcluster.kubelet import NEVER, TERMINATION_DELAY_ANNOTATION, FakeKubelet
 from support import GROUP, VERSION, condition, create, custom, events_about, eventually, read
 
 pytestmark = pytest.mark.usefixtures("installed_crds")

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from conclave.adapters import dnsclient
 from conclave.errors import DNSError
-from conclave.localcluster.dnsserver import ClusterDNS
-from conclave.localcluster.kubelet import FakeKubelet
+from conclave.observe import resolving
+from conclave_harness.localcluster.dnsserver import ClusterDNS
+from conclave_harness.localcluster.kubelet import FakeKubelet
 from support import condition, create, events_about, eventually, read
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("installed_crds")
 
 def lookup(dns: ClusterDNS, name: str) -> list[str] | str:
     try:
-        return asyncio.run(dnsclient.resolve_a(name, dns.address, 1.0))
+        return asyncio.run(resolving.resolve_a(name, dns.address, 1.0))
     except DNSError as error:
         return error.reason
 

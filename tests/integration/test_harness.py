@@ -15,8 +15,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from conclave.localcluster import PodNetwork
-from conclave.localcluster.kubelet import NEVER, TERMINATION_DELAY_ANNOTATION, FakeKubelet
+from conclave_harness.localcluster import PodNetwork
+from conclave_harness.localcluster.kubelet import NEVER, TERMINATION_DELAY_ANNOTATION, FakeKubelet
 from support import eventually
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conclave.localcluster import LocalCluster
-from conclave.localcluster.clusters import Component
+from conclave_harness.localcluster import LocalCluster
+from conclave_harness.localcluster.clusters import Component
 
 
 def alive(component: Component) -> bool:

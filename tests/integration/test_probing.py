@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from conclave.adapters import probing
-from conclave.localcluster import PodNetwork
-from conclave.localcluster.kubelet import FakeKubelet
-from conclave.sim import SimulatedMembers
+from conclave.observe import probing
+from conclave_harness.localcluster import PodNetwork
+from conclave_harness.localcluster.kubelet import FakeKubelet
+from conclave_harness.sim import SimulatedMembers
 
 
 @pytest.fixture

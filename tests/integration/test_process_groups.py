@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from conclave.adapters import dnsclient
 from conclave.errors import DNSError
-from conclave.localcluster.dnsserver import ClusterDNS
-from conclave.localcluster.kubelet import FakeKubelet
+from conclave.observe import resolving
+from conclave_harness.localcluster.dnsserver import ClusterDNS
+from conclave_harness.localcluster.kubelet import FakeKubelet
 from support import (
     GROUP,
     VERSION,
@@ -76,7 +76,7 @@ def published(api_client: client.ApiClient, namespace: str, name: str, dns: Clus
     addresses = sorted(a for s in slices.items for e in s.endpoints or [] for a in e.addresses)
     try:
         resolved = asyncio.run(
-            dnsclient.resolve_a(f"{service}.{namespace}.svc.cluster.local", dns.address, 1.0)
+            resolving.resolve_a(f"{service}.{namespace}.svc.cluster.local", dns.address, 1.0)
         )
     except DNSError:
         resolved = []

@@ -20,8 +20,8 @@ from kubernetes.client.exceptions import ApiException
 
 from conclave.core.ownership import REASON_ANNOTATION, pod_annotation, released_annotation
 from conclave.core.placement import choose
-from conclave.localcluster.kubelet import TERMINATION_DELAY_ANNOTATION, FakeKubelet
-from conclave.sim import SimulatedMembers
+from conclave_harness.localcluster.kubelet import TERMINATION_DELAY_ANNOTATION, FakeKubelet
+from conclave_harness.sim import SimulatedMembers
 from support import (
     GROUP,
     STABLE_AFTER,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conclave.localcluster import building
+from conclave_harness.localcluster import building
 
 UPSTREAM_GO_MOD = """module k8s.io/kubernetes
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import conclave
-from conclave import metrics
+from conclave.adapters import metrics
 from conclave.api import crdgen
 from monitoring import (
     CHART,

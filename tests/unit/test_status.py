@@ -9,7 +9,7 @@ import click
 import pytest
 
 from conclave.api import ClusterTopology, ProcessGroup, Singleton
-from conclave.status import Snapshot, age, render
+from conclave.summarizing import Snapshot, age, render
 
 NOW = datetime.datetime(2025, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
 EARLIER = "2025-01-01T11:59:48Z"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from conclave.supervising import Key, Outcome, Supervisors
+from conclave.core.keys import Key
+from conclave.runtime.supervising import Outcome, Supervisors
 
 KEY = Key("prod", "chat")
 

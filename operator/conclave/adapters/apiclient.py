@@ -17,7 +17,8 @@ from typing import Any
 import urllib3
 from kubernetes import client, config
 
-from conclave import __version__, metrics
+from conclave import __version__
+from conclave.adapters import metrics
 from conclave.errors import ApiError, ConflictError, CredentialsError, ForbiddenError, NotFoundError
 
 JSON = dict[str, Any]

@@ -102,7 +102,7 @@ class PodAnnotations:
 @dataclasses.dataclass(frozen=True)
 class MetricSample:
     """A gauge to set, a counter to add to or a histogram to observe, by the name it has in
-    ``conclave.metrics``; "declare" only makes the series exist, at zero, so that a rate
+    ``conclave.adapters.metrics``; "declare" only makes the series exist, at zero, so that a rate
     over it is defined from the first event on."""
 
     metric: str

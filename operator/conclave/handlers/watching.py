@@ -13,11 +13,12 @@ from typing import Any
 
 import kopf
 
+from conclave.adapters.cache import Cache
 from conclave.api import GROUP, VERSION
-from conclave.cache import Cache
+from conclave.core.keys import Key
 from conclave.core.ownership import LEASE_LABEL
 from conclave.core.planning import MEMBERS_LABEL
-from conclave.observing import (
+from conclave.observe.reading import (
     CONFIG_MAP,
     ENDPOINT_SLICE,
     LEASE,
@@ -28,7 +29,7 @@ from conclave.observing import (
     SINGLETON,
     TOPOLOGY,
 )
-from conclave.supervising import Key, Supervisors
+from conclave.runtime.supervising import Supervisors
 
 
 def configure(settings: kopf.OperatorSettings) -> None:

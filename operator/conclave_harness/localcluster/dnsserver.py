@@ -29,7 +29,7 @@ import dnslib
 from dnslib.server import BaseResolver, DNSHandler, DNSServer
 from kubernetes import client
 
-from conclave.localcluster.clusters import free_port
+from conclave_harness.localcluster.clusters import free_port
 
 Failure = Literal["SERVFAIL", "timeout"]
 

@@ -23,8 +23,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from conclave.errors import PodNetworkError
-from conclave.localcluster.building import exclusive
+from conclave_harness.errors import PodNetworkError
+from conclave_harness.localcluster.building import exclusive
 
 DEFAULT_POD_CIDR = "10.244.0.0/16"
 FIRST_POD_OFFSET = 10

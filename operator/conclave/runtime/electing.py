@@ -16,17 +16,13 @@ import logging
 import random
 import time
 
-from conclave import metrics
+from conclave.adapters import metrics
 from conclave.adapters.apiclient import JSON, ApiClient
+from conclave.api import times
 from conclave.core import leadership
 from conclave.errors import ApiError, LeadershipLost, NotFoundError
 
 logger = logging.getLogger(__name__)
-
-
-def micro_time(moment: datetime.datetime) -> str:
-    """MicroTime wants exactly six fractional digits, which str(datetime) drops at .000000."""
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Elector:
@@ -117,7 +113,7 @@ class Elector:
         return True
 
     def _body(self, lease: JSON, record: leadership.LeaseRecord, step: leadership.Step) -> JSON:
-        now = micro_time(datetime.datetime.now(datetime.UTC))
+        now = times.micro_time(datetime.datetime.now(datetime.UTC))
         spec = dict(lease.get("spec", {}))
         spec.update(
             holderIdentity=self.identity,

@@ -27,7 +27,7 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from conclave.localcluster.podnetwork import PodNetwork
+from conclave_harness.localcluster.podnetwork import PodNetwork
 
 TERMINATION_DELAY_ANNOTATION = "fake-kubelet.conclave.dev/termination-delay"
 NEVER = "never"

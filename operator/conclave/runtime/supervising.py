@@ -16,22 +16,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from conclave import metrics
+from conclave.adapters import metrics
+from conclave.core.keys import Key
 from conclave.errors import ConflictError, LeadershipLost
 
 logger = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.02
 """Long enough to gather a burst of watch events into one iteration, short enough not to show."""
-
-
-@dataclasses.dataclass(frozen=True, order=True)
-class Key:
-    namespace: str
-    topology: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.topology}"
 
 
 @dataclasses.dataclass(frozen=True)

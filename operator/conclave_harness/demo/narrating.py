@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from conclave import status
-from conclave.status import Snapshot
+from conclave import summarizing
+from conclave.summarizing import Snapshot
 
 LIVE_INTERVAL = 0.25
 
@@ -47,7 +47,7 @@ class Narration:
         self._last_drawn = 0.0
 
     def _view(self, snapshot: Snapshot) -> str:
-        return status.render(snapshot, datetime.datetime.now(datetime.UTC), self.color).rstrip("\n")
+        return summarizing.render(snapshot, datetime.datetime.now(datetime.UTC), self.color).rstrip("\n")
 
     def step(self, number: int, title: str, action: str) -> None:
         self._erase()

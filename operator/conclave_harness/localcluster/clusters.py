@@ -27,9 +27,9 @@ from typing import IO, Any
 
 import yaml
 
-from conclave.errors import StartupError
-from conclave.localcluster import building, pki
-from conclave.localcluster.podnetwork import DEFAULT_POD_CIDR, PodNetwork
+from conclave_harness.errors import StartupError
+from conclave_harness.localcluster import building, pki
+from conclave_harness.localcluster.podnetwork import DEFAULT_POD_CIDR, PodNetwork
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"

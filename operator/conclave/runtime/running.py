@@ -20,17 +20,17 @@ from aiohttp import web
 from kubernetes import client
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from conclave import metrics
-from conclave.adapters import dnsclient, permissions
+from conclave.act.applying import Applier
+from conclave.adapters import metrics
 from conclave.adapters.apiclient import ApiClient, load_configuration
-from conclave.adapters.applying import Applier
-from conclave.cache import Cache
-from conclave.electing import Elector
+from conclave.adapters.cache import Cache
 from conclave.errors import LeadershipLost
 from conclave.handlers import credentials, watching
-from conclave.reconciling import Reconciler
-from conclave.settings import LogFormat, Settings
-from conclave.supervising import Supervisors
+from conclave.observe import permissions, resolving
+from conclave.runtime.electing import Elector
+from conclave.runtime.reconciling import Reconciler
+from conclave.runtime.settings import LogFormat, Settings
+from conclave.runtime.supervising import Supervisors
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ async def _lead(
         clock=time.time,
         resync_seconds=settings.resync_seconds,
         cluster_domain=settings.cluster_domain,
-        nameserver=dnsclient.parse_server(settings.dns_server) if settings.dns_server else None,
+        nameserver=resolving.parse_server(settings.dns_server) if settings.dns_server else None,
         checker=permissions.Permissions(api),
     )
     supervisors = Supervisors(reconciler, on_fatal=on_lost)

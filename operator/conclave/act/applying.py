@@ -16,10 +16,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from conclave import metrics
+from conclave.adapters import metrics
 from conclave.adapters.apiclient import ApiClient
-from conclave.api import GROUP, VERSION
-from conclave.cache import Cache
+from conclave.adapters.cache import Cache
+from conclave.api import kinds, times
 from conclave.core import patches
 from conclave.core.plans import (
     EventIntent,
@@ -30,12 +30,10 @@ from conclave.core.plans import (
     Removal,
     StatusUpdate,
 )
-from conclave.electing import micro_time
 from conclave.errors import ApiError, ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
-PLURALS = {"ClusterTopology": "clustertopologies", "ProcessGroup": "processgroups", "Singleton": "singletons"}
 MAX_NOTE_LENGTH = 1024
 
 
@@ -46,7 +44,7 @@ class WriteFailure:
 
 
 def object_path(ref: ObjectRef) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{ref.namespace}/{PLURALS[ref.kind]}/{ref.name}"
+    return kinds.of(ref.kind).path(ref.namespace, ref.name)
 
 
 class Applier:
@@ -115,7 +113,7 @@ class Applier:
         Best effort, like events: the Lease is the truth, and the next plan retries.
         """
         self.guard()
-        path = f"/api/v1/namespaces/{update.namespace}/pods/{update.name}"
+        path = kinds.POD.path(update.namespace, update.name)
         patch = {"metadata": {"uid": update.uid, "annotations": dict(update.annotations)}}
         try:
             result = await self.api.merge_patch(path, patch)
@@ -132,7 +130,7 @@ class Applier:
         self.guard()
         owner = update.owner
         reference = {
-            "apiVersion": f"{GROUP}/{VERSION}",
+            "apiVersion": kinds.of(owner.kind).api_version,
             "kind": owner.kind,
             "name": owner.name,
             "uid": owner.uid,
@@ -215,11 +213,11 @@ class Applier:
         self.guard()
         ref = event.regarding
         body = {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
+            "apiVersion": kinds.EVENT.api_version,
+            "kind": kinds.EVENT.name,
             # client-go's naming: unique without a random source, and sorted by time
             "metadata": {"name": f"{ref.name}.{time.time_ns():x}", "namespace": ref.namespace},
-            "eventTime": micro_time(datetime.datetime.now(datetime.UTC)),
+            "eventTime": times.micro_time(datetime.datetime.now(datetime.UTC)),
             "reportingController": "conclave.dev/operator",
             "reportingInstance": self.identity,
             "action": event.action,
@@ -227,7 +225,7 @@ class Applier:
             "type": event.type,
             "note": event.note[:MAX_NOTE_LENGTH],
             "regarding": {
-                "apiVersion": f"{GROUP}/{VERSION}",
+                "apiVersion": kinds.of(ref.kind).api_version,
                 "kind": ref.kind,
                 "namespace": ref.namespace,
                 "name": ref.name,
@@ -235,7 +233,7 @@ class Applier:
             },
         }
         try:
-            await self.api.create(f"/apis/events.k8s.io/v1/namespaces/{ref.namespace}/events", body)
+            await self.api.create(kinds.EVENT.collection(ref.namespace), body)
         except ApiError as error:
             logger.warning("Failed to post event %s about %s %s: %s", event.reason, ref.kind, ref.name, error)
         else:

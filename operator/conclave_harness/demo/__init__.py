@@ -13,9 +13,9 @@ The demo writes only what a user or a kubelet would (pods, labels, the resources
 never writes a status: every outcome it reports is the operator's.
 """
 
-from conclave.demo.launching import create_namespace, install_crds, run, serve_kubelet
-from conclave.demo.narrating import Measurement, Narration
-from conclave.demo.scenario import Scenario
+from conclave_harness.demo.launching import create_namespace, install_crds, run, serve_kubelet
+from conclave_harness.demo.narrating import Measurement, Narration
+from conclave_harness.demo.scenario import Scenario
 
 __all__ = [
     "Measurement",

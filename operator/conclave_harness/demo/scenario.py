@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from conclave import status
+from conclave import summarizing
 from conclave.adapters.apiclient import ApiClient
 from conclave.api import API_VERSION, SingletonStatus
-from conclave.demo import manifests
-from conclave.demo.manifests import (
+from conclave.errors import NotFoundError
+from conclave.summarizing import Snapshot
+from conclave_harness.demo import manifests
+from conclave_harness.demo.manifests import (
     EMPTIED,
     FIRST_SIZE,
     GROUP_LABEL,
@@ -29,10 +31,9 @@ from conclave.demo.manifests import (
     STABLE_AFTER,
     TOPOLOGY,
 )
-from conclave.demo.narrating import Measurement, Narration
-from conclave.errors import NotFoundError, ScenarioFailed
-from conclave.sim import SimulatedMembers
-from conclave.status import Snapshot
+from conclave_harness.demo.narrating import Measurement, Narration
+from conclave_harness.errors import ScenarioFailed
+from conclave_harness.sim import SimulatedMembers
 
 POLL_INTERVAL = 0.05
 STEP_TIMEOUT = 45.0
@@ -290,7 +291,7 @@ class Scenario:
         await self.api.create(path, {"apiVersion": API_VERSION, **body})
 
     async def _snapshot(self) -> Snapshot:
-        return await status.fetch(self.api, self.namespace)
+        return await summarizing.fetch(self.api, self.namespace)
 
     @staticmethod
     def _index(pod: str) -> int:
@@ -381,7 +382,7 @@ class Scenario:
                 what = f"{', '.join(broken)} no longer held" if broken else f"no {', '.join(pending)}"
                 raise ScenarioFailed(
                     f"Step {title}: {what} after {seen - started:.1f}s; the last status seen:\n"
-                    + status.render(snapshot, datetime.datetime.now(datetime.UTC))
+                    + summarizing.render(snapshot, datetime.datetime.now(datetime.UTC))
                 )
             if not pending:
                 for name, outcome in held.items():

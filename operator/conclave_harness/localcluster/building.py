@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from conclave.errors import BuildError
+from conclave_harness.errors import BuildError
 
 KUBERNETES_VERSION = "v1.37.2"
 """The newest Kubernetes patch release that builds with Go 1.26 (it requires go 1.26.0)."""

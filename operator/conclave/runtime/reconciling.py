@@ -13,13 +13,14 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 
-from conclave import metrics, observing
-from conclave.adapters import dnsclient, permissions
-from conclave.adapters.applying import Applier
-from conclave.cache import Cache
+from conclave.act.applying import Applier
+from conclave.adapters import metrics
+from conclave.adapters.cache import Cache
 from conclave.core import ownership, planning
+from conclave.core.keys import Key
 from conclave.core.partitions import Debounced
-from conclave.supervising import Key, Outcome
+from conclave.observe import permissions, reading, resolving
+from conclave.runtime.supervising import Outcome
 
 FAILURE_RETRY_SECONDS = 5.0
 
@@ -32,7 +33,7 @@ class Reconciler:
         clock: Callable[[], float],
         resync_seconds: float,
         cluster_domain: str = "cluster.local",
-        nameserver: dnsclient.Server | None = None,
+        nameserver: resolving.Server | None = None,
         checker: permissions.Permissions | None = None,
     ) -> None:
         self.cache = cache
@@ -48,13 +49,13 @@ class Reconciler:
         self._group_series: dict[Key, frozenset[tuple[str, str, str]]] = {}
 
     async def __call__(self, key: Key) -> Outcome:
-        topology = observing.topology_of(self.cache, key)
+        topology = reading.topology_of(self.cache, key)
         probed, resolution, refused = await asyncio.gather(  # independent lookups, each with its timeout
-            observing.probe_members(topology),
-            observing.resolve(topology, self.cluster_domain, self._nameserver),
-            observing.refused(topology, self.checker),
+            reading.probe_members(topology),
+            reading.resolve(topology, self.cluster_domain, self._nameserver),
+            reading.refused(topology, self.checker),
         )
-        observation = observing.observe(
+        observation = reading.observe(
             self.cache,
             key,
             self.clock(),
@@ -91,8 +92,8 @@ class Reconciler:
         retry = FAILURE_RETRY_SECONDS if failures else self.resync_seconds
         return Outcome(requeue_after=min(plan.requeue_after or retry, retry))
 
-    def _nameserver(self) -> dnsclient.Server:
+    def _nameserver(self) -> resolving.Server:
         """The configured nameserver, else the pod's own (read when first needed)."""
         if self.nameserver is None:
-            self.nameserver = dnsclient.system_nameserver()
+            self.nameserver = resolving.system_nameserver()
         return self.nameserver

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from conclave import metrics
+from conclave.adapters import metrics
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,9 +11,9 @@ import dnslib
 import pytest
 from dnslib.server import BaseResolver, DNSHandler, DNSServer
 
-from conclave.adapters import dnsclient
 from conclave.errors import DNSError
-from conclave.localcluster.clusters import free_port
+from conclave.observe import resolving
+from conclave_harness.localcluster.clusters import free_port
 
 
 class Scripted(BaseResolver):  # type: ignore[misc]
@@ -63,7 +63,7 @@ def server() -> Iterator[tuple[Scripted, tuple[str, int]]]:
 
 
 def resolve(name: str, address: tuple[str, int], timeout: float = 1.0) -> list[str]:
-    return asyncio.run(dnsclient.resolve_a(name, address, timeout))
+    return asyncio.run(resolving.resolve_a(name, address, timeout))
 
 
 def test_addresses_come_back_sorted_and_once(server: tuple[Scripted, tuple[str, int]]) -> None:
@@ -106,14 +106,14 @@ def test_a_silent_server_times_out(server: tuple[Scripted, tuple[str, int]]) -> 
 def test_the_system_nameserver_is_the_first_of_resolv_conf(tmp_path: Path) -> None:
     conf = tmp_path / "resolv.conf"
     conf.write_text("search prod.svc.cluster.local\nnameserver 10.96.0.10\nnameserver 10.96.0.11\n")
-    assert dnsclient.system_nameserver(conf) == ("10.96.0.10", 53)
+    assert resolving.system_nameserver(conf) == ("10.96.0.10", 53)
     conf.write_text("search x\n")
     with pytest.raises(DNSError, match="names no nameserver"):
-        dnsclient.system_nameserver(conf)
+        resolving.system_nameserver(conf)
 
 
 @pytest.mark.parametrize(
     ("text", "server"), [("10.96.0.10", ("10.96.0.10", 53)), ("127.0.0.1:5353", ("127.0.0.1", 5353))]
 )
 def test_a_server_is_host_and_optional_port(text: str, server: tuple[str, int]) -> None:
-    assert dnsclient.parse_server(text) == server
+    assert resolving.parse_server(text) == server

@@ -22,14 +22,14 @@ from kubernetes import config
 
 from conclave.adapters.apiclient import ApiClient, load_configuration
 from conclave.api import crdgen
-from conclave.demo.manifests import NAMESPACE
-from conclave.demo.narrating import Measurement, Narration
-from conclave.demo.scenario import POD_TIMEOUT, POLL_INTERVAL, Scenario
 from conclave.errors import ConflictError, NotFoundError
-from conclave.localcluster import LocalCluster
-from conclave.localcluster.clusters import free_port
-from conclave.localcluster.kubelet import FakeKubelet
-from conclave.sim import SimulatedMembers
+from conclave_harness.demo.manifests import NAMESPACE
+from conclave_harness.demo.narrating import Measurement, Narration
+from conclave_harness.demo.scenario import POD_TIMEOUT, POLL_INTERVAL, Scenario
+from conclave_harness.localcluster import LocalCluster
+from conclave_harness.localcluster.clusters import free_port
+from conclave_harness.localcluster.kubelet import FakeKubelet
+from conclave_harness.sim import SimulatedMembers
 
 
 def _established(definition: Mapping[str, Any]) -> bool:

@@ -7,7 +7,7 @@ steered over a small control API on the network namespace's own address: a test 
 member's view, so a partition is made the way a real netsplit shows (both sides stop
 seeing each other), and can make a member hang, answer garbage, or claim another name.
 
-``SimulatedMembers`` is the test side; ``python -m conclave.sim --control ADDR:PORT`` is
+``SimulatedMembers`` is the test side; ``python -m conclave_harness.sim --control ADDR:PORT`` is
 the process inside the namespace. It never serves on any address outside the pod network.
 """
 
@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from conclave.localcluster.clusters import free_port
-from conclave.localcluster.podnetwork import PodNetwork
+from conclave_harness.localcluster.clusters import free_port
+from conclave_harness.localcluster.podnetwork import PodNetwork
 
 Mode = Literal["normal", "hang", "garbage", "error", "impostor"]
 
@@ -95,7 +95,7 @@ class SimulatedMembers:
 
     def start(self) -> SimulatedMembers:
         host, port = self.control
-        command = [sys.executable, "-m", "conclave.sim", "--control", f"{host}:{port}"]
+        command = [sys.executable, "-m", "conclave_harness.sim", "--control", f"{host}:{port}"]
         self._process = subprocess.Popen(self.network.command(command), stdout=subprocess.PIPE)
         assert self._process.stdout is not None
         if self._process.stdout.readline().strip() != b"ready":

