@@ -23,9 +23,11 @@ unit: $(STAMP)
 integration: $(STAMP) system-deps control-plane tools
 	$(BIN)/pytest -p no:cacheprovider -m "integration or e2e" tests
 
+# lint-imports checks the layers of .importlinter (docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

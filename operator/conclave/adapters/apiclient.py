@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -47,6 +48,35 @@ def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
     return configuration
 
 
+@dataclasses.dataclass(frozen=True)
+class Connection:
+    """Where the API server is and how to log in to it: what kopf's login needs, as plain data,
+    so that no module past the adapters handles the client's ``Configuration``."""
+
+    server: str
+    ca_path: str | None = None
+    insecure: bool = False
+    certificate_path: str | None = None
+    private_key_path: str | None = None
+    token: str | None = None
+    """The bearer token, without its ``Bearer`` prefix; None for certificate logins."""
+
+    @classmethod
+    def from_configuration(cls, configuration: client.Configuration) -> Connection:
+        """The connection ``configuration`` describes now (in a pod, the client refreshes its
+        token from the mounted file, so a later call may carry a newer token)."""
+        authorization = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken")
+        token = authorization.removeprefix("Bearer ").strip() if authorization else None
+        return cls(
+            server=configuration.host,
+            ca_path=configuration.ssl_ca_cert,
+            insecure=not configuration.verify_ssl,
+            certificate_path=configuration.cert_file,
+            private_key_path=configuration.key_file,
+            token=token,
+        )
+
+
 class ApiClient:
     """A shared, thread-pooled Kubernetes API client speaking plain JSON."""
 
@@ -54,6 +84,10 @@ class ApiClient:
         self._api = client.ApiClient(configuration)
         self._api.user_agent = f"conclave/{__version__} ({identity})"
         self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="conclave-api")
+
+    def connection(self) -> Connection:
+        """This client's server and credentials as they are now (see Connection.from_configuration)."""
+        return Connection.from_configuration(self._api.configuration)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import kopf
-from kubernetes import client
+
+from conclave.adapters.apiclient import Connection
 
 
-def register(registry: kopf.OperatorRegistry, configuration: client.Configuration) -> None:
+def register(registry: kopf.OperatorRegistry, connect: Callable[[], Connection]) -> None:
+    """Log kopf in with ``connect()``, called at each (re-)login: in a pod the token is rotated,
+    and kopf logs in again when the server refuses the one it has."""
+
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        authorization = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken")
-        token = authorization.removeprefix("Bearer ").strip() if authorization else None
+        connection = connect()
         return kopf.ConnectionInfo(
-            server=configuration.host,
-            ca_path=configuration.ssl_ca_cert,
-            insecure=not configuration.verify_ssl,
-            certificate_path=configuration.cert_file,
-            private_key_path=configuration.key_file,
-            token=token,
+            server=connection.server,
+            ca_path=connection.ca_path,
+            insecure=connection.insecure,
+            certificate_path=connection.certificate_path,
+            private_key_path=connection.private_key_path,
+            token=connection.token,
         )

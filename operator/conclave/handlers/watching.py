@@ -29,7 +29,6 @@ from conclave.observe.reading import (
     SINGLETON,
     TOPOLOGY,
 )
-from conclave.runtime.supervising import Supervisors
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -38,11 +37,14 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.label_selectors["coordination.k8s.io", "leases"] = LEASE_LABEL
 
 
-WakeFn = Callable[[dict[str, Any]], Iterable[Key]]
+Affected = Callable[[dict[str, Any]], Iterable[Key]]
 
 
-def register(registry: kopf.OperatorRegistry, cache: Cache, supervisors: Supervisors) -> None:
-    def watch(kind: str, group: str, version: str, plural: str, affected: WakeFn) -> None:
+def register(registry: kopf.OperatorRegistry, cache: Cache, wake: Callable[[Key], None]) -> None:
+    """Watch every kind conclave reads; ``wake(key)`` asks for topology ``key`` to be looked at
+    (the runtime's supervisors; handlers never plan or write themselves)."""
+
+    def watch(kind: str, group: str, version: str, plural: str, affected: Affected) -> None:
         """Cache every ``plural`` object and wake the supervisors it concerns.
 
         The cache is filled by a kopf index: kopf runs no other handler until every
@@ -61,7 +63,7 @@ def register(registry: kopf.OperatorRegistry, cache: Cache, supervisors: Supervi
                 metadata = body["metadata"]
                 cache.drop(kind, metadata["namespace"], metadata["name"])
             for key in affected(body):
-                supervisors.wake(key)
+                wake(key)
 
     def topologies(namespace: str, service: str | None = None) -> Iterator[Key]:
         """The topologies of a namespace; with ``service``, only those discovering through it."""

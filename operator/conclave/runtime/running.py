@@ -17,7 +17,6 @@ from typing import Any
 
 import kopf
 from aiohttp import web
-from kubernetes import client
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from conclave.act.applying import Applier
@@ -102,7 +101,7 @@ async def run(settings: Settings) -> int:
     )
     try:
         await elector.acquire()
-        return await _lead(settings, api, configuration, elector, health)
+        return await _lead(settings, api, elector, health)
     finally:
         await health.stop()
         api.close()
@@ -111,7 +110,6 @@ async def run(settings: Settings) -> int:
 async def _lead(
     settings: Settings,
     api: ApiClient,
-    configuration: client.Configuration,
     elector: Elector,
     health: HealthServer,
 ) -> int:
@@ -134,8 +132,8 @@ async def _lead(
     )
     supervisors = Supervisors(reconciler, on_fatal=on_lost)
     registry = kopf.OperatorRegistry()
-    credentials.register(registry, configuration)
-    watching.register(registry, cache, supervisors)
+    credentials.register(registry, api.connection)
+    watching.register(registry, cache, supervisors.wake)
     stop_flag: asyncio.Event = asyncio.Event()
     kopf_task = asyncio.create_task(
         kopf.operator(
