@@ -6,6 +6,7 @@ ConclaveError
 │   ├── NotFoundError                  404
 │   └── ForbiddenError                 403: RBAC refused
 ├── CredentialsError                   no in-cluster credentials and no usable kubeconfig
+├── SpecError (ValueError)             a spec the models refuse; ``fields`` says where and why
 ├── LeadershipLost                     this replica may no longer write
 └── DNSError                           a lookup failed; ``reason`` says how (NXDOMAIN, Timeout, ...)
 
@@ -14,6 +15,8 @@ The dev harness (``conclave_harness.errors``) hangs its own errors under Conclav
 
 from __future__ import annotations
 
+import dataclasses
+
 
 class ConclaveError(Exception):
     """The root of every error conclave raises on purpose."""
@@ -21,6 +24,28 @@ class ConclaveError(Exception):
 
 class CredentialsError(ConclaveError):
     """Neither in-cluster credentials nor a usable kubeconfig: nothing to talk to the API with."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldError:
+    """One field of a spec that the models refuse: where, what was there, and why."""
+
+    path: str
+    """The field path as a user writes it: ``spec.partition.stableAfter``."""
+    value: str
+    """The refused value as JSON text; empty when the field is missing."""
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.value} {self.problem}" if self.value else f"{self.path}: {self.problem}"
+
+
+class SpecError(ConclaveError, ValueError):
+    """A spec that passed the CRD but not the models: every refused field, with its path."""
+
+    def __init__(self, fields: tuple[FieldError, ...]) -> None:
+        super().__init__("; ".join(str(field) for field in fields))
+        self.fields = fields
 
 
 class ApiError(ConclaveError):

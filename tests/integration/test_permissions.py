@@ -7,8 +7,7 @@ import asyncio
 from kubernetes import client
 
 from conclave.adapters.apiclient import ApiClient
-from conclave.observe.permissions import Permissions
-from conclave.observe.reading import WATCHED_BY_STRATEGY
+from conclave.observe.permissions import WATCHED_BY_STRATEGY, Permissions
 
 
 def denied_for(configuration: client.Configuration, namespace: str) -> list[str]:

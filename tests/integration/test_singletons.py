@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from conclave.core.ownership import REASON_ANNOTATION, pod_annotation, released_annotation
+from conclave.core.marks import REASON_ANNOTATION, pod_annotation, released_annotation
 from conclave.core.placement import choose
 from conclave_harness.localcluster.kubelet import TERMINATION_DELAY_ANNOTATION, FakeKubelet
 from conclave_harness.sim import SimulatedMembers

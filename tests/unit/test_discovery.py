@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conclave.api import ClusterTopologySpec, Member
 from conclave.core import discovery
-from conclave.core.discovery import Endpoint, Resolution, ServiceState
+from conclave.core.facts import Endpoint, Resolution, ServiceState
 
 NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
 
@@ -61,10 +61,10 @@ def test_node_names_are_the_ones_libcluster_builds(naming: str, expected: str) -
 def test_only_non_terminating_pod_endpoints_are_members() -> None:
     outcome = discovery.from_endpoints(
         spec(),
-        "prod",
-        "cluster.local",
-        HEADLESS,
-        [
+        namespace="prod",
+        domain="cluster.local",
+        service=HEADLESS,
+        endpoints=[
             endpoint("10.0.0.1", "chat-0"),
             endpoint("10.0.0.2", "chat-1", ready=False),
             endpoint("10.0.0.3", "chat-2", terminating=True),
@@ -85,7 +85,11 @@ def test_only_non_terminating_pod_endpoints_are_members() -> None:
 
 def test_an_endpoint_in_two_slices_is_one_member_ready_if_either_says_so() -> None:
     outcome = discovery.from_endpoints(
-        spec(), "prod", "cluster.local", HEADLESS, [endpoint("10.0.0.1", ready=False), endpoint("10.0.0.1")]
+        spec(),
+        namespace="prod",
+        domain="cluster.local",
+        service=HEADLESS,
+        endpoints=[endpoint("10.0.0.1", ready=False), endpoint("10.0.0.1")],
     )
     assert outcome.found == [discovery.Found(name="chat@10.0.0.1", ip="10.0.0.1", pod="chat-0", ready=True)]
 
@@ -101,7 +105,9 @@ def test_an_endpoint_in_two_slices_is_one_member_ready_if_either_says_so() -> No
 def test_a_bad_service_keeps_the_last_members_instead_of_inventing_none(
     service: ServiceState, reason: str
 ) -> None:
-    outcome = discovery.from_endpoints(spec(), "prod", "cluster.local", service, [endpoint("10.0.0.1")])
+    outcome = discovery.from_endpoints(
+        spec(), namespace="prod", domain="cluster.local", service=service, endpoints=[endpoint("10.0.0.1")]
+    )
     assert (outcome.found, outcome.ok, outcome.reason) == (None, False, reason)
 
 
@@ -140,7 +146,11 @@ def test_a_bad_service_keeps_the_last_members_instead_of_inventing_none(
 )
 def test_dns_outcomes(strategy: str, resolved: Resolution, expected: tuple[bool, str, int | None]) -> None:
     outcome = discovery.from_resolution(
-        spec(strategy=strategy, query="chat.internal"), "prod", "cluster.local", HEADLESS, resolved
+        spec(strategy=strategy, query="chat.internal"),
+        namespace="prod",
+        domain="cluster.local",
+        service=HEADLESS,
+        resolved=resolved,
     )
     assert (outcome.ok, outcome.reason, None if outcome.found is None else len(outcome.found)) == expected
 
@@ -148,10 +158,10 @@ def test_dns_outcomes(strategy: str, resolved: Resolution, expected: tuple[bool,
 def test_kubernetes_dns_checks_the_service_before_trusting_dns() -> None:
     outcome = discovery.from_resolution(
         spec(strategy="KubernetesDNS"),
-        "prod",
-        "cluster.local",
-        ServiceState(exists=False),
-        Resolution("x", ("10.0.0.1",)),
+        namespace="prod",
+        domain="cluster.local",
+        service=ServiceState(exists=False),
+        resolved=Resolution("x", ("10.0.0.1",)),
     )
     assert (outcome.found, outcome.reason) == (None, "ServiceNotFound")
 

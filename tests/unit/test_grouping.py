@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from conclave.api import Member, ProcessGroup
 from conclave.core import grouping
-from conclave.core.grouping import PodFacts
+from conclave.core.facts import GroupIdentity, PodFacts, Published
 from conclave.core.plans import ObjectRef
 
 NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
@@ -48,8 +48,8 @@ def group(status: dict[str, Any] | None = None, **spec: Any) -> ProcessGroup:
 def test_members_are_the_counted_topology_members_whose_pod_matches() -> None:
     chosen = grouping.members(group(), MEMBERS, PODS)
     assert [m.name for m in chosen] == ["chat@10.0.0.1", "chat@10.0.0.2"]
-    result = grouping.plan(group(), OWNER, chosen, NOW, "prod")
-    assert result.fields == {
+    result = grouping.plan(group(), owner=OWNER, chosen=chosen, now=NOW)
+    assert result.status.wire() == {
         "members": ["chat@10.0.0.1", "chat@10.0.0.2"],
         "count": 2,
         "membersByNode": {"worker-a": 1, "worker-b": 1},
@@ -76,7 +76,7 @@ def test_populated_follows_the_minimum_and_warns_once(
     count: int, minimum: int, condition: tuple[str, str], event: str | None
 ) -> None:
     before = group({"members": ["chat@10.0.0.1", "chat@10.0.0.2"], "count": 2}, minMembers=minimum)
-    result = grouping.plan(before, OWNER, MEMBERS[:count], NOW, "prod")
+    result = grouping.plan(before, owner=OWNER, chosen=MEMBERS[:count], now=NOW)
     [populated] = result.conditions
     assert ({True: "True", False: "False"}[populated.status], populated.reason) == condition  # type: ignore[index]
     warnings = [e.reason for e in result.events if e.type == "Warning"]
@@ -85,7 +85,7 @@ def test_populated_follows_the_minimum_and_warns_once(
 
 def test_joins_and_leaves_of_a_burst_are_one_event_each() -> None:
     before = group({"members": ["chat@10.0.0.1", "chat@10.0.0.9"], "count": 2})
-    result = grouping.plan(before, OWNER, MEMBERS[:3], NOW, "prod")
+    result = grouping.plan(before, owner=OWNER, chosen=MEMBERS[:3], now=NOW)
     assert [(e.reason, e.note) for e in result.events] == [
         ("MemberJoinedGroup", "Joined: chat@10.0.0.2, chat@10.0.0.3"),
         ("MemberLeftGroup", "Left: chat@10.0.0.9"),
@@ -94,15 +94,15 @@ def test_joins_and_leaves_of_a_burst_are_one_event_each() -> None:
 
 def test_unchanged_membership_keeps_its_last_change_time() -> None:
     before = group({"members": ["chat@10.0.0.1"], "count": 1, "lastChange": "2026-11-25T11:00:00Z"})
-    result = grouping.plan(before, OWNER, MEMBERS[:1], NOW, "prod")
-    assert result.fields["lastChange"] == "2026-11-25T11:00:00Z"
+    result = grouping.plan(before, owner=OWNER, chosen=MEMBERS[:1], now=NOW)
+    assert result.status.wire()["lastChange"] == "2026-11-25T11:00:00Z"
     assert result.events == []
 
 
 def identity(
     name: str, scope: str, group: str, created: str = "2026-11-25T12:00:00Z", service: str | None = None
-) -> grouping.GroupIdentity:
-    return grouping.GroupIdentity(name, scope, group, created, service)
+) -> GroupIdentity:
+    return GroupIdentity(name, scope, group, created, service)
 
 
 def is_dns_label(name: str) -> bool:
@@ -230,8 +230,8 @@ def test_every_service_name_is_a_distinct_dns_label(pairs: list[tuple[str, str]]
     assert all(is_dns_label(n) for n in names.values())
 
 
-def published(kind: str, name: str, group_uid: str) -> grouping.Published:
-    return grouping.Published(kind, name, f"uid-of-{kind}-{name}", group_uid)
+def published(kind: str, name: str, group_uid: str) -> Published:
+    return Published(kind, name, f"uid-of-{kind}-{name}", group_uid)
 
 
 def test_what_a_group_published_under_another_name_is_removed_by_uid() -> None:
@@ -243,9 +243,9 @@ def test_what_a_group_published_under_another_name_is_removed_by_uid() -> None:
         published("Service", "jobs", "another-group"),
     ]
     removals = grouping.leftovers(OWNER, "pubsub-orders", objects)
-    assert [(r.kind, r.plural, r.name, r.uid, r.owner) for r in removals] == [
-        ("Service", "services", "orders", "uid-of-Service-orders", OWNER),
-        ("EndpointSlice", "endpointslices", "orders", "uid-of-EndpointSlice-orders", OWNER),
+    assert [(r.kind, r.name, r.uid, r.owner) for r in removals] == [
+        ("Service", "orders", "uid-of-Service-orders", OWNER),
+        ("EndpointSlice", "orders", "uid-of-EndpointSlice-orders", OWNER),
     ]
     assert removals[0].path == "/api/v1/namespaces/prod/services/orders"
     assert removals[1].path == "/apis/discovery.k8s.io/v1/namespaces/prod/endpointslices/orders"
@@ -264,7 +264,7 @@ def test_what_a_group_published_under_another_name_is_removed_by_uid() -> None:
     st.sampled_from(["orders", "pubsub-orders"]),
 )
 def test_leftovers_never_touch_the_current_name_nor_another_group_s_objects(
-    objects: list[grouping.Published], service: str
+    objects: list[Published], service: str
 ) -> None:
     removed = {(r.kind, r.name) for r in grouping.leftovers(OWNER, service, objects)}
     kept = {(o.kind, o.name) for o in objects} - removed

@@ -22,9 +22,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conclave.api import Member, Singleton, SingletonSpec, SingletonStatus
-from conclave.core import ownership, placement
-from conclave.core.grouping import PodFacts
-from conclave.core.ownership import LeaseState, Memory, decide, pod_annotation, released_annotation
+from conclave.core import lifecycle, ownership, placement
+from conclave.core.facts import LeaseState, PodFacts
+from conclave.core.lifecycle import Context, SingletonFacts
+from conclave.core.marks import pod_annotation, released_annotation
+from conclave.core.memory import SingletonMemory
 from conclave.core.partitions import Verdict
 from conclave.core.placement import Candidate
 from conclave.core.plans import ObjectRef
@@ -50,13 +52,13 @@ class World:
     incarnations: int = 0
     clock: float = 1000.0
     lease: LeaseState | None = None
-    memory: Memory = dataclasses.field(default_factory=Memory)
+    memory: SingletonMemory = dataclasses.field(default_factory=SingletonMemory)
     status: SingletonStatus = dataclasses.field(default_factory=SingletonStatus)
     verdict: Verdict = dataclasses.field(default_factory=lambda: Verdict("Healthy"))
     revoked_at: dict[int, float] = dataclasses.field(default_factory=dict)
     """Ground truth: when each epoch's holder was revoked (the write committed)."""
     released: set[tuple[str, str]] = dataclasses.field(default_factory=set)
-    grants: list[tuple[ownership.Holder, str | None, int]] = dataclasses.field(default_factory=list)
+    grants: list[tuple[lifecycle.Holder, str | None, int]] = dataclasses.field(default_factory=list)
     """Ground truth: every grant (holder, its pod's uid, epoch), in order."""
 
     def __post_init__(self) -> None:
@@ -94,12 +96,11 @@ class World:
         ]
         return placement.candidates(members, self.cache)
 
-    def decide(self) -> ownership.Decision:
+    def decide(self) -> lifecycle.Decision:
         self.catch_up()
-        return decide(
-            "s", "prod/s", self.spec, self.status, self.lease, self.candidates(),
-            self.cache, self.verdict, self.memory, self.clock,
-        )  # fmt: skip
+        facts = SingletonFacts("s", "prod/s", self.spec, self.status, self.lease)
+        context = Context(self.candidates(), self.cache, self.verdict, self.clock)
+        return lifecycle.decide(facts, context, self.memory)
 
     def step(self, lost: bool = False) -> None:
         decision = self.decide()
@@ -116,7 +117,7 @@ class World:
                 phase=decision.phase,
             )
 
-    def check(self, write: ownership.LeaseWrite) -> None:
+    def check(self, write: lifecycle.LeaseWrite) -> None:
         """The safety rule, judged from the world's own record of grants and revocations,
         and from the pods as they really are."""
         previous_epoch = self.grants[-1][2] if self.grants else 0
@@ -136,7 +137,7 @@ class World:
         expired = revoked is not None and self.clock - revoked >= DURATION
         assert gone or released or expired, f"granted to {write.holder.name} while {last.name} may still run"
 
-    def apply(self, write: ownership.LeaseWrite) -> None:
+    def apply(self, write: lifecycle.LeaseWrite) -> None:
         if write.holder is None:
             self.revoked_at[write.epoch] = self.clock
         else:
@@ -193,7 +194,7 @@ class World:
             everyone = tuple(node(j) for j in range(MEMBERS))
             self.verdict = Verdict("Healthy", (everyone,), everyone)
         elif kind == "restart":
-            self.memory = Memory()
+            self.memory = SingletonMemory()
         elif kind == "drop-lease" and self.lease is not None:
             if self.lease.holder:
                 self.revoked_at[self.lease.epoch] = self.clock  # the holder reads 404 from now on
@@ -383,11 +384,17 @@ def test_the_plan_mirrors_ownership_on_the_pod_and_moves_the_annotation() -> Non
     owner = ObjectRef("Singleton", "prod", "s", "uid-s")
     labels = {"namespace": "prod", "topology": "chat"}
     first = ownership.plan(
-        singleton, owner, None, world.candidates(), world.pods, world.verdict, Memory(), 0.0, NOW, labels
+        SingletonFacts("s", "prod/s", singleton.spec, singleton.status, None),
+        owner=owner,
+        context=Context(world.candidates(), world.pods, world.verdict, 0.0),
+        memory=SingletonMemory(),
+        now=NOW,
+        labels=labels,
     )
     assert first.lease is not None
     assert (first.lease.exists, first.lease.content["spec"]["leaseTransitions"]) == (False, 1)
-    owner_pod = first.fields["ownerPod"]
+    owner_pod = first.status.owner_pod
+    assert owner_pod is not None
     assert first.annotations == {owner_pod: (pod_annotation("s"), "1")}
     assert [e.reason for e in first.events] == ["OwnerGranted"]
     assert [(m.metric, m.labels.get("reason")) for m in first.metrics] == [
@@ -395,7 +402,7 @@ def test_the_plan_mirrors_ownership_on_the_pod_and_moves_the_annotation() -> Non
     ]
 
 
-def failover(decision: ownership.Decision, clock: float) -> list[float]:
+def failover(decision: lifecycle.Decision, clock: float) -> list[float]:
     """The failover latency the plan of ``decision`` would observe."""
     _, samples = ownership._transitions(
         ObjectRef("Singleton", "prod", "s", "uid-s"), SingletonStatus(owner="x", epoch=1), decision, clock, {}

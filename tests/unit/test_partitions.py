@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conclave.api import ClusterTopology
+from conclave.api import ClusterTopology, Member
 from conclave.core import partitioning, partitions
+from conclave.core.facts import Probed
 from conclave.core.partitions import Debounced, Verdict
 from conclave.core.plans import ObjectRef
 
@@ -172,12 +173,16 @@ def test_events_follow_the_published_verdict_only() -> None:
 
     def step(views: dict[str, frozenset[str] | None], memory: Debounced | None, seconds: float) -> Any:
         now = T0 + datetime.timedelta(seconds=seconds)
-        return partitioning.plan(topology, owner, list("abcde"), ADDRESSES, views, {}, memory, now, {})
+        counting = [Member(name=name, ip=ADDRESSES.get(name)) for name in "abcde"]
+        probed = {name: Probed(view) for name, view in views.items()}
+        return partitioning.plan(
+            topology, owner=owner, counting=counting, views=probed, memory=memory, now=now
+        )
 
     first = step(cluster("abcde"), None, 0)
     assert first.events == []
     pending = step(cluster("abc", "de"), first.memory, 1)
-    assert (pending.events, pending.fields["partition"]["state"]) == ([], "Healthy")
+    assert (pending.events, pending.status.state) == ([], "Healthy")
     declared = step(cluster("abc", "de"), pending.memory, 6)
     assert [(e.type, e.reason, e.note) for e in declared.events] == [
         ("Warning", "PartitionDetected", "Cluster split: components {a, b, c} | {d, e}")

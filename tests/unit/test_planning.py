@@ -11,12 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conclave.api import ClusterTopology, ProcessGroup, Singleton
-from conclave.core import ownership, patches, planning
-from conclave.core.discovery import Endpoint, ServiceState
-from conclave.core.grouping import PodFacts
-from conclave.core.observations import Observation, Observed, Resource
-from conclave.core.ownership import LeaseState
-from conclave.core.plans import OwnedObject
+from conclave.core import marks, patches, planning
+from conclave.core.facts import Endpoint, LeaseState, Moment, PodFacts, ServiceState
+from conclave.core.memory import Remembered
+from conclave.core.observations import Discovery, Observation, Observed, Ownership, Resource
+from conclave.core.plans import EventIntent, OwnedObject, Plan, StatusUpdate
 
 NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
 
@@ -43,7 +42,7 @@ def observation(
 ) -> Observation:
     spec = {"strategy": strategy, "hosts": hosts or [], "service": "chat"}
     return Observation(
-        now=NOW,
+        moment=Moment(NOW, 0.0),
         namespace="prod",
         topology_name="chat",
         topology=observed(ClusterTopology, spec, "chat") if hosts is not None else None,
@@ -54,15 +53,29 @@ def observation(
         singletons=tuple(
             observed(Singleton, {"topology": "chat"}, f"singleton-{i}") for i in range(singletons)
         ),
-        write_failures=failures,
+        memory=Remembered(write_failures=failures),
     )
 
 
-def published(plan: Any) -> dict[str, dict[str, Any]]:
-    return {
-        u.target.name: patches.apply(u.current, patches.diff(u.current, u.desired))
-        for u in plan.status_updates
-    }
+def updates(plan: Plan) -> list[StatusUpdate]:
+    return [item.status for item in plan.objects if item.status is not None]
+
+
+def patch_of(update: StatusUpdate) -> dict[str, Any]:
+    """The merge patch the applier would send."""
+    return patches.diff(update.current, patches.desired(update.current, update.desired.wire()))
+
+
+def events(plan: Plan) -> tuple[EventIntent, ...]:
+    return tuple(event for item in plan.objects for event in item.events)
+
+
+def owned(plan: Plan) -> tuple[OwnedObject, ...]:
+    return tuple(written for item in plan.objects for written in item.owned)
+
+
+def published(plan: Plan) -> dict[str, dict[str, Any]]:
+    return {u.target.name: patches.apply(u.current, patch_of(u)) for u in updates(plan)}
 
 
 def without_times(status: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +181,7 @@ def test_dependents_of_a_missing_topology_are_told_and_warned_once() -> None:
                 "lastTransitionTime": "2026-11-25T12:00:00Z",
             }
         ]
-    assert [(e.regarding.name, e.type, e.reason) for e in plan.events] == [
+    assert [(e.regarding.name, e.type, e.reason) for e in events(plan)] == [
         ("group-0", "Warning", "TopologyNotFound"),
         ("singleton-0", "Warning", "TopologyNotFound"),
     ]
@@ -178,9 +191,9 @@ def lease_written(owned: OwnedObject, previous: LeaseState | None) -> LeaseState
     """The Lease as the API holds it after the applier's write."""
     spec = owned.content["spec"]
     annotations = {
-        ownership.OWNER_ANNOTATION: previous.last_owner if previous else None,
-        ownership.OWNER_POD_ANNOTATION: previous.last_owner_pod if previous else None,
-        ownership.OWNER_POD_UID_ANNOTATION: previous.last_owner_pod_uid if previous else None,
+        marks.OWNER_ANNOTATION: previous.last_owner if previous else None,
+        marks.OWNER_POD_ANNOTATION: previous.last_owner_pod if previous else None,
+        marks.OWNER_POD_UID_ANNOTATION: previous.last_owner_pod_uid if previous else None,
         **owned.annotations,
     }
     return LeaseState(
@@ -189,10 +202,10 @@ def lease_written(owned: OwnedObject, previous: LeaseState | None) -> LeaseState
         holder=spec.get("holderIdentity"),
         epoch=spec["leaseTransitions"],
         duration_seconds=spec.get("leaseDurationSeconds", previous.duration_seconds if previous else None),
-        last_owner=annotations[ownership.OWNER_ANNOTATION],
-        last_owner_pod=annotations[ownership.OWNER_POD_ANNOTATION],
-        last_owner_pod_uid=annotations[ownership.OWNER_POD_UID_ANNOTATION],
-        reason=annotations[ownership.REASON_ANNOTATION],
+        last_owner=annotations[marks.OWNER_ANNOTATION],
+        last_owner_pod=annotations[marks.OWNER_POD_ANNOTATION],
+        last_owner_pod_uid=annotations[marks.OWNER_POD_UID_ANNOTATION],
+        reason=annotations[marks.REASON_ANNOTATION],
     )
 
 
@@ -200,10 +213,10 @@ def replanned(first: Observation, later: datetime.datetime) -> Any:
     """Plan again on what the first plan wrote (statuses and Leases), at a later moment."""
     plan = planning.plan(first)
     statuses = published(plan)
-    leases = dict(first.leases)
-    for owned in plan.owned:
-        if owned.kind == "Lease":
-            leases[owned.name] = lease_written(owned, leases.get(owned.name))
+    leases = dict(first.ownership.leases)
+    for written in owned(plan):
+        if written.kind == "Lease":
+            leases[written.name] = lease_written(written, leases.get(written.name))
 
     def advanced(item: Any) -> Any:
         model = type(item.resource)
@@ -214,12 +227,15 @@ def replanned(first: Observation, later: datetime.datetime) -> Any:
     return planning.plan(
         dataclasses.replace(
             first,
-            now=later,
+            moment=Moment(later, first.moment.monotonic),
             topology=advanced(first.topology) if first.topology else None,
             process_groups=tuple(advanced(g) for g in first.process_groups),
             singletons=tuple(advanced(s) for s in first.singletons),
-            leases=leases,
-            singleton_memory={uid: m.stamped(first.clock) for uid, m in plan.singleton_memory.items()},
+            ownership=Ownership(leases, first.ownership.singleton_names),
+            memory=Remembered(
+                plan.memory.partition,
+                {uid: m.stamped(first.moment.monotonic) for uid, m in plan.memory.singletons.items()},
+            ),
         )
     )
 
@@ -236,11 +252,9 @@ def test_deciding_again_on_the_result_changes_nothing(
 ) -> None:
     first = observation(hosts=hosts, strategy=strategy, groups=groups, singletons=singletons)
     again = replanned(first, NOW + datetime.timedelta(minutes=minutes))
-    assert [patches.diff(u.current, u.desired) for u in again.status_updates] == [{}] * len(
-        again.status_updates
-    )
-    assert again.events == ()
-    assert [o.name for o in again.owned if o.kind == "Lease"] == []  # never renewed
+    assert [patch_of(u) for u in updates(again)] == [{}] * len(updates(again))
+    assert events(again) == ()
+    assert [o.name for o in owned(again) if o.kind == "Lease"] == []  # never renewed
 
 
 def test_a_member_is_granted_nothing_until_the_watches_show_its_own_pod() -> None:
@@ -249,19 +263,18 @@ def test_a_member_is_granted_nothing_until_the_watches_show_its_own_pod() -> Non
     endpoint = Endpoint(ip="10.0.0.1", pod="chat-0", ready=True, terminating=False)
     unseen = dataclasses.replace(
         observation(hosts=[], strategy="KubernetesAPI", singletons=1),
-        service=ServiceState(exists=True),
-        endpoints=(endpoint,),
+        discovery=Discovery(service=ServiceState(exists=True), endpoints=(endpoint,)),
     )
     plan = planning.plan(unseen)
-    assert [o for o in plan.owned if o.kind == "Lease"] == []
+    assert [o for o in owned(plan) if o.kind == "Lease"] == []
     assert published(plan)["singleton-0"]["phase"] == "Pending"
 
     pod = PodFacts("chat-0", {}, "10.0.0.1", uid="uid-chat-0", phase="Running", ready=True)
     seen = planning.plan(dataclasses.replace(unseen, pods={"chat-0": pod}))
-    (lease,) = [o for o in seen.owned if o.kind == "Lease"]
+    (lease,) = [o for o in owned(seen) if o.kind == "Lease"]
     assert lease.content["spec"]["holderIdentity"] == "app@10.0.0.1"
-    assert lease.annotations[ownership.OWNER_POD_UID_ANNOTATION] == "uid-chat-0"
+    assert lease.annotations[marks.OWNER_POD_UID_ANNOTATION] == "uid-chat-0"
 
     predecessor = dataclasses.replace(pod, ip="10.0.0.9", uid="uid-old-chat-0")
     stale = planning.plan(dataclasses.replace(unseen, pods={"chat-0": predecessor}))
-    assert [o for o in stale.owned if o.kind == "Lease"] == []
+    assert [o for o in owned(stale) if o.kind == "Lease"] == []

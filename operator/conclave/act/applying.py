@@ -1,11 +1,19 @@
 """The applier: the only code that writes to the Kubernetes API.
 
+It applies a plan object by object, each in its own order: the object's owned objects
+(a singleton's Lease is the truth its status only mirrors), then its status, then what
+it no longer uses, then its pod marks, events and metric samples. A status is written
+only if the owned writes before it succeeded (it would describe what did not happen),
+and an object's events and samples go out only once its status is published (they
+describe that status; planned again from the old one, they would be posted twice).
+
 It sends only what differs from what is there (a merge patch computed by
 ``core.patches``), every status write guarded by the resourceVersion the plan was made
-from, and nothing at all unless this replica can still prove it leads. On a 409 it
-re-reads the object into the cache and raises ConflictError, so the supervisor decides
-again on the fresh copy; it never resends a patch. Other API errors are collected per
-write and returned, to be surfaced as conditions by the next plan.
+from, and nothing at all unless this replica can still prove it leads. A 409 re-reads the
+object into the cache and moves on to the next object: the supervisor plans again at once
+on the fresh copy, and the other objects keep their writes and their events. It never
+resends a patch. Other API errors are collected and returned, to be surfaced as a
+condition by the next plan.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from conclave.adapters import metrics
 from conclave.adapters.apiclient import ApiClient
@@ -23,6 +31,8 @@ from conclave.api import kinds, times
 from conclave.core import patches
 from conclave.core.plans import (
     EventIntent,
+    MetricSample,
+    ObjectPlan,
     ObjectRef,
     OwnedObject,
     Plan,
@@ -43,8 +53,17 @@ class WriteFailure:
     error: ApiError
 
 
-def object_path(ref: ObjectRef) -> str:
-    return kinds.of(ref.kind).path(ref.namespace, ref.name)
+@dataclasses.dataclass(frozen=True)
+class Applied:
+    """What of a plan took effect, by object."""
+
+    written: frozenset[ObjectRef]
+    """Objects whose owned writes all succeeded (their Leases say what the plan decided)."""
+    published: frozenset[ObjectRef]
+    """Objects whose status is what the plan decided (written, or already so)."""
+    conflicted: tuple[ObjectRef, ...]
+    """Objects that changed since they were read: plan them again, at once."""
+    failures: tuple[WriteFailure, ...]
 
 
 class Applier:
@@ -55,57 +74,75 @@ class Applier:
         self.guard = guard
         self.identity = identity
 
-    async def apply(self, plan: Plan) -> list[WriteFailure]:
-        """Carry out the plan. Raises ConflictError (after a re-read) and LeadershipLost.
-
-        Owned objects go first: a status mirrors its Lease, so a status whose owned write
-        failed is not written (it would describe what did not happen).
-        """
+    async def apply(self, plan: Plan) -> Applied:
+        """Carry out the plan, object by object. Raises only LeadershipLost."""
+        written: set[ObjectRef] = set()
+        published: set[ObjectRef] = set()
+        conflicted: list[ObjectRef] = []
         failures: list[WriteFailure] = []
-        changes: tuple[OwnedObject | Removal, ...] = (*plan.owned, *plan.removals)  # as Plan orders
-        for change in changes:
+        marks: list[PodAnnotations] = []
+        for item in plan.objects:
             try:
-                if isinstance(change, Removal):
-                    await self._remove(change)
-                else:
-                    await self._write_owned(change)
-            except ConflictError:
-                raise
-            except ApiError as error:
-                verb = "delete" if isinstance(change, Removal) else "write"
-                logger.warning("Failed to %s %s %s: %s", verb, change.kind, change.name, error)
-                failures.append(WriteFailure(change.owner, error))
-        failed = {failure.target for failure in failures}
-        for update in plan.status_updates:
-            if update.target in failed:
+                if not await self._apply_owned(item, failures):
+                    continue
+                written.add(item.target)
+                marks += item.pod_annotations  # they mirror the Lease just written
+                if not await self._apply_status(item.status, failures):
+                    continue
+                published.add(item.target)
+                await self._apply_removals(item.removals, failures)
+            except ConflictError as error:
+                logger.info("Re-read %s %s after a conflict: %s", item.target.kind, item.target.name, error)
+                conflicted.append(item.target)
                 continue
+            for event in item.events:
+                await self._post_event(event)
+            record(item.metrics)
+        for pod in _merged((*marks, *plan.pod_annotations)):
+            await self._annotate_pod(pod)
+        record(plan.metrics)
+        return Applied(frozenset(written), frozenset(published), tuple(conflicted), tuple(failures))
+
+    async def _apply_owned(self, item: ObjectPlan, failures: list[WriteFailure]) -> bool:
+        """True when every owned write succeeded. Raises ConflictError (after a re-read)."""
+        ok = True
+        for owned in item.owned:
             try:
-                await self._update_status(update)
+                await self._write_owned(owned)
             except ConflictError:
                 raise
-            except NotFoundError:
-                continue  # deleted meanwhile: nothing to report on
             except ApiError as error:
-                logger.warning(
-                    "Failed to update the status of %s %s: %s", update.target.kind, update.target.name, error
-                )
-                failures.append(WriteFailure(update.target, error))
-        for pod in plan.pod_annotations:
-            await self._annotate_pod(pod)
-        for event in plan.events:
-            await self._post_event(event)
-        for sample in plan.metrics:
-            family = metrics.BY_NAME[sample.metric]
-            metric = family.labels(**sample.labels) if sample.labels else family
-            if sample.mode == "inc":
-                metric.inc(sample.value)  # type: ignore[union-attr]
-            elif sample.mode == "observe":
-                metric.observe(sample.value)  # type: ignore[union-attr]
-            elif sample.mode == "declare":
-                continue  # labels() above made the series
-            else:
-                metric.set(sample.value)  # type: ignore[union-attr]
-        return failures
+                logger.warning("Failed to write %s %s: %s", owned.kind, owned.name, error)
+                failures.append(WriteFailure(owned.owner, error))
+                ok = False
+        return ok
+
+    async def _apply_status(self, update: StatusUpdate | None, failures: list[WriteFailure]) -> bool:
+        """True when the status is as planned. Raises ConflictError (after a re-read)."""
+        if update is None:
+            return True
+        try:
+            await self._update_status(update)
+        except ConflictError:
+            raise
+        except NotFoundError:
+            return False  # deleted meanwhile: nothing to report on
+        except ApiError as error:
+            target = update.target
+            logger.warning("Failed to update the status of %s %s: %s", target.kind, target.name, error)
+            failures.append(WriteFailure(target, error))
+            return False
+        return True
+
+    async def _apply_removals(self, removals: Iterable[Removal], failures: list[WriteFailure]) -> None:
+        for removal in removals:
+            try:
+                await self._remove(removal)
+            except ConflictError:
+                raise
+            except ApiError as error:
+                logger.warning("Failed to delete %s %s: %s", removal.kind, removal.name, error)
+                failures.append(WriteFailure(removal.owner, error))
 
     async def _annotate_pod(self, update: PodAnnotations) -> None:
         """Mirror ownership on a pod; the uid makes a same-named successor refuse it (409).
@@ -190,23 +227,24 @@ class Applier:
             self.cache.drop(kind, namespace, name)
 
     async def _update_status(self, update: StatusUpdate) -> None:
-        patch = patches.diff(update.current, update.desired)
+        """The status model is dumped here, once: only the fields the plan set."""
+        patch = patches.diff(update.current, patches.desired(update.current, update.desired.wire()))
         if not patch:
             return
         self.guard()
-        path = object_path(update.target)
+        target = update.target
+        path = kinds.of(target.kind).path(target.namespace, target.name)
         body = {"metadata": {"resourceVersion": update.resource_version}, "status": patch}
         try:
             result = await self.api.merge_patch(f"{path}/status", body)
         except ConflictError:
-            target = update.target
             await self._reread(target.kind, path, target.namespace, target.name)
             raise
         except NotFoundError:
-            self.cache.drop(update.target.kind, update.target.namespace, update.target.name)
+            self.cache.drop(target.kind, target.namespace, target.name)
             raise
         metrics.WRITES_TOTAL.labels(write="status").inc()
-        self.cache.put(update.target.kind, result)
+        self.cache.put(target.kind, result)
 
     async def _post_event(self, event: EventIntent) -> None:
         """Post an Event; a failure is logged and counted, never fatal to the plan."""
@@ -238,3 +276,25 @@ class Applier:
             logger.warning("Failed to post event %s about %s %s: %s", event.reason, ref.kind, ref.name, error)
         else:
             metrics.WRITES_TOTAL.labels(write="event").inc()
+
+
+def _merged(marks: Iterable[PodAnnotations]) -> list[PodAnnotations]:
+    """One patch per pod, whatever number of singletons' marks it carries."""
+    by_pod: dict[tuple[str, str, str], dict[str, str | None]] = {}
+    for mark in marks:
+        by_pod.setdefault((mark.namespace, mark.name, mark.uid), {}).update(mark.annotations)
+    return [PodAnnotations(*pod, changes) for pod, changes in sorted(by_pod.items())]
+
+
+def record(samples: Iterable[MetricSample]) -> None:
+    """Set, add to or observe each sample's metric (core names them; only this touches them)."""
+    for sample in samples:
+        family = metrics.BY_NAME[sample.metric]
+        metric = family.labels(**sample.labels) if sample.labels else family
+        if sample.mode == "inc":
+            metric.inc(sample.value)  # type: ignore[union-attr]
+        elif sample.mode == "observe":
+            metric.observe(sample.value)  # type: ignore[union-attr]
+        elif sample.mode == "set":
+            metric.set(sample.value)  # type: ignore[union-attr]
+        # "declare": labels() above made the series

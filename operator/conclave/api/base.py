@@ -3,12 +3,16 @@ model configuration (camelCase on the wire, snake_case in Python)."""
 
 from __future__ import annotations
 
-import datetime
+import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
+import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from conclave.api.times import Timestamp
+from conclave.errors import FieldError, SpecError
 
 GROUP = "conclave.dev"
 VERSION = "v1alpha1"
@@ -26,6 +30,11 @@ class Model(BaseModel):
     """Reads what the API server stored (already validated, so unknown fields are ignored)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+
+    def wire(self) -> dict[str, Any]:
+        """The fields set on this model, as the API spells them (a field set to None is
+        there as null: in a merge patch, "remove it")."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 class Metadata(Model):
@@ -50,7 +59,7 @@ class Condition(Model):
         description="A CamelCase word saying why the condition has its status.",
     )
     message: str = Field(default="", max_length=32768, description="What a human needs to know.")
-    last_transition_time: datetime.datetime = Field(description="When the status last changed.")
+    last_transition_time: Timestamp = Field(description="When the status last changed.")
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation the condition was decided for."
     )
@@ -115,5 +124,39 @@ class Resource(Model):
 
     @classmethod
     def from_api(cls, body: Mapping[str, Any]) -> Self:
-        """Parse an object as the API server returns it (a missing status reads as empty)."""
-        return cls.model_validate({**body, "status": body.get("status") or {}})
+        """Parse an object as the API server returns it (a missing status reads as empty).
+
+        Raises SpecError naming every field the model refuses, by its path on the wire.
+        """
+        try:
+            return cls.model_validate({**body, "status": body.get("status") or {}})
+        except pydantic.ValidationError as error:
+            raise SpecError(field_errors(error, body)) from None
+
+
+def field_errors(error: pydantic.ValidationError, body: Mapping[str, Any]) -> tuple[FieldError, ...]:
+    """pydantic's errors as field errors: ``spec.partition.stableAfter: "-5s" <problem>``.
+
+    Locations are the wire's (camelCase), since models are validated by alias; a missing
+    field shows no value.
+    """
+    found = []
+    for item in error.errors(include_url=False):
+        path = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in item["loc"])
+        path = path.replace(".[", "[")
+        missing = item["type"] == "missing"
+        value = "" if missing else json.dumps(item.get("input"), default=str)[:200]
+        found.append(FieldError(path, value, _problem(item["msg"]) if not missing else "is required"))
+    return tuple(found) or (FieldError("spec", json.dumps(body.get("spec"), default=str)[:200], str(error)),)
+
+
+def _problem(message: str) -> str:
+    """pydantic's "Input should be ..." as the rest of a sentence about the value."""
+    for prefix, replacement in (
+        ("Input should be", "should be"),
+        ("String should", "should"),
+        ("Value error, ", ""),
+    ):
+        if message.startswith(prefix):
+            return replacement + message[len(prefix) :]
+    return message[:1].lower() + message[1:]

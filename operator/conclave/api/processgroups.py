@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-
 from pydantic import Field
 from pydantic.config import JsonDict
 
@@ -17,6 +15,7 @@ from conclave.api.base import (
     Resource,
     conditions_field,
 )
+from conclave.api.times import Timestamp
 
 IMMUTABLE: JsonDict = {
     "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable once set"}]
@@ -69,7 +68,7 @@ class ProcessGroupStatus(Model):
             "given, unless scope or group change (then the old Service and its EndpointSlice are deleted)."
         ),
     )
-    last_change: datetime.datetime | None = Field(default=None, description="When membership last changed.")
+    last_change: Timestamp | None = Field(default=None, description="When membership last changed.")
     conditions: list[Condition] = conditions_field()
 
 

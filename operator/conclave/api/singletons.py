@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Literal
 
 from pydantic import ConfigDict, Field
@@ -10,6 +9,7 @@ from pydantic import ConfigDict, Field
 from conclave.api import durations
 from conclave.api.base import MAX_NAME, Condition, LabelSelector, Model, Resource, conditions_field
 from conclave.api.processgroups import topology_field
+from conclave.api.times import Timestamp
 
 
 class PinTo(Model):
@@ -75,7 +75,7 @@ class SingletonStatus(Model):
     phase: Literal["Pending", "Placed", "Moving", "Fenced"] | None = Field(
         default=None, description="Pending, Placed, Moving (revoked, waiting out the lease) or Fenced."
     )
-    since: datetime.datetime | None = Field(default=None, description="When the phase was entered.")
+    since: Timestamp | None = Field(default=None, description="When the phase was entered.")
     conditions: list[Condition] = conditions_field()
 
 

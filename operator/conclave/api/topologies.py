@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
 from conclave.api import durations
 from conclave.api.base import MAX_LIST, MAX_NAME, Condition, Model, Name, Resource, conditions_field
+from conclave.api.times import Timestamp
 
 Strategy = Literal["KubernetesDNS", "KubernetesAPI", "DNSPoll", "Static"]
 
@@ -135,7 +135,7 @@ class Member(Model):
     ip: str | None = Field(default=None, max_length=64, description="The member's address.")
     ready: bool = Field(default=True, description="Whether the member's pod is Ready.")
     node_name: str | None = Field(default=None, max_length=MAX_NAME, description="The Kubernetes node.")
-    since: datetime.datetime | None = Field(default=None, description="When the member was first seen.")
+    since: Timestamp | None = Field(default=None, description="When the member was first seen.")
 
 
 class MemberView(Model):
@@ -165,7 +165,7 @@ class PartitionStatus(Model):
         max_length=MAX_LIST,
         description="Pairs of members that do not see each other inside one component.",
     )
-    since: datetime.datetime | None = Field(default=None, description="When this verdict was published.")
+    since: Timestamp | None = Field(default=None, description="When this verdict was published.")
     views: list[MemberView] = Field(
         default_factory=list, max_length=MAX_LIST, description="Whether each member's own view is known."
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Sequence
+from typing import Literal
 
-from conclave.api import Condition
+from conclave.api import Condition, times
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Wanted:
     message: str
 
 
-def _status_text(status: bool | None) -> str:
+def _status_text(status: bool | None) -> Literal["True", "False", "Unknown"]:
     return "Unknown" if status is None else "True" if status else "False"
 
 
@@ -32,7 +33,7 @@ def merge(
     """The conditions to publish: exactly ``wanted``, in order, each keeping its
     lastTransitionTime while its status is unchanged (conclave owns the whole list)."""
     by_type = {condition.type: condition for condition in existing}
-    now = now.replace(microsecond=0)  # metav1.Time has whole seconds
+    now = times.whole_seconds(now)
     result: list[Condition] = []
     for want in wanted:
         status = _status_text(want.status)

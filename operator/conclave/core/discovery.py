@@ -17,7 +17,8 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Literal
 
-from conclave.api import ClusterTopologySpec, Member
+from conclave.api import ClusterTopologySpec, Member, times
+from conclave.core.facts import Endpoint, Resolution, ServiceState
 
 NodeNaming = Literal["ip", "hostname", "dns"]
 
@@ -31,38 +32,6 @@ class Found:
     pod: str | None = None
     ready: bool = True
     node_name: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Endpoint:
-    """One address of an EndpointSlice, with what its pod adds."""
-
-    ip: str
-    pod: str | None
-    """The targetRef's name when it refers to a Pod; other endpoints are not members."""
-    ready: bool
-    terminating: bool
-    hostname: str | None = None
-    node_name: str | None = None
-    pod_deleting: bool = False
-    """The pod has a deletionTimestamp: it is leaving, even if its endpoint still says ready."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ServiceState:
-    exists: bool
-    headless: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class Resolution:
-    """What one DNS lookup gave: addresses, or why there are none."""
-
-    name: str
-    addresses: tuple[str, ...] = ()
-    error: str | None = None
-    """None when the lookup succeeded; else the failure's reason (NXDOMAIN, Timeout, ...)."""
-    message: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +76,7 @@ def forbidden(refused: Sequence[str]) -> Outcome:
 
 def from_endpoints(
     spec: ClusterTopologySpec,
+    *,
     namespace: str,
     domain: str,
     service: ServiceState,
@@ -155,7 +125,12 @@ def dns_name(spec: ClusterTopologySpec, namespace: str, domain: str) -> str:
 
 
 def from_resolution(
-    spec: ClusterTopologySpec, namespace: str, domain: str, service: ServiceState | None, resolved: Resolution
+    spec: ClusterTopologySpec,
+    *,
+    namespace: str,
+    domain: str,
+    service: ServiceState | None,
+    resolved: Resolution,
 ) -> Outcome:
     """KubernetesDNS and DNSPoll: every resolved address is a ready member.
 
@@ -197,7 +172,7 @@ def members(found: Sequence[Found], previous: Sequence[Member], now: datetime.da
             ip=entry.ip,
             ready=entry.ready,
             node_name=entry.node_name,
-            since=first_seen.get(entry.name) or now.replace(microsecond=0),
+            since=first_seen.get(entry.name) or times.whole_seconds(now),
         )
         for entry in sorted(found, key=lambda entry: entry.name)
     ]

@@ -15,32 +15,20 @@ import hashlib
 import itertools
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
-from conclave.api import Member, ProcessGroup
+from conclave.api import Member, ProcessGroup, ProcessGroupStatus, times
 from conclave.core.conditions import Wanted
+from conclave.core.facts import Address, GroupIdentity, PodFacts, Published
+from conclave.core.marks import GROUP_LABEL, MANAGED_BY
 from conclave.core.plans import EventIntent, MetricSample, ObjectRef, OwnedObject, Removal
 
 POPULATED = "Populated"
 
 
 @dataclasses.dataclass(frozen=True)
-class PodFacts:
-    """What planning needs of a pod: labels for selectors; the rest for singleton owners."""
-
-    name: str
-    labels: Mapping[str, str]
-    ip: str | None = None
-    uid: str = ""
-    phase: str = ""
-    ready: bool = False
-    deleting: bool = False
-    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
 class GroupPlan:
-    fields: dict[str, Any]
+    status: ProcessGroupStatus
+    """The fields the group's membership decides (empty while the topology is missing)."""
     conditions: list[Wanted]
     events: list[EventIntent]
     metrics: list[MetricSample]
@@ -59,17 +47,17 @@ def members(group: ProcessGroup, counted: Sequence[Member], pods: Mapping[str, P
 
 def plan(
     group: ProcessGroup,
+    *,
     owner: ObjectRef,
     chosen: Sequence[Member] | None,
     now: datetime.datetime,
-    namespace: str,
 ) -> GroupPlan:
     """``chosen`` is None when the topology does not exist: membership is then unknown."""
     status = group.status
-    labels = {"namespace": namespace, "scope": group.spec.scope, "group": group.spec.group}
+    labels = {"namespace": owner.namespace, "scope": group.spec.scope, "group": group.spec.group}
     if chosen is None:
         populated = Wanted(POPULATED, None, "TopologyNotFound", "The group's topology does not exist")
-        return GroupPlan({}, [populated], [], [])
+        return GroupPlan(ProcessGroupStatus(), [populated], [], [])
     names = [member.name for member in chosen]
     by_node: dict[str, int] = {}
     for member in chosen:
@@ -78,12 +66,12 @@ def plan(
     joined = sorted(set(names) - set(status.members))
     left = sorted(set(status.members) - set(names))
     changed = bool(joined or left) or status.count is None
-    fields = {
-        "members": names,
-        "count": len(names),
-        "membersByNode": dict(sorted(by_node.items())),
-        "lastChange": now.strftime("%Y-%m-%dT%H:%M:%SZ") if changed else _time(status.last_change),
-    }
+    decided = ProcessGroupStatus(
+        members=names,
+        count=len(names),
+        members_by_node=dict(sorted(by_node.items())),
+        last_change=times.whole_seconds(now) if changed else status.last_change,
+    )
     minimum = group.spec.min_members
     if len(names) >= minimum:
         populated = Wanted(POPULATED, True, "Populated", f"{len(names)} members (minimum {minimum})")
@@ -108,29 +96,10 @@ def plan(
     if joined or left:
         changes = float(len(joined) + len(left))
         samples.append(MetricSample("conclave_process_group_changes", {}, changes, "inc"))
-    return GroupPlan(fields, [populated], events, samples)
+    return GroupPlan(decided, [populated], events, samples)
 
 
-def _time(moment: datetime.datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
-GROUP_LABEL = "conclave.dev/process-group"
-MANAGED_BY = "conclave.dev"
 MAX_LABEL = 63
-
-
-@dataclasses.dataclass(frozen=True)
-class GroupIdentity:
-    """What naming a group's Service needs to know of every ProcessGroup in the namespace."""
-
-    name: str
-    scope: str
-    group: str
-    created: str
-    service: str | None = None
-    """The Service name its status reports, kept while it is still the group's to keep: a
-    group's DNS name must not change under the apps that resolve it."""
 
 
 def readable_name(scope: str, group: str) -> str:
@@ -207,35 +176,17 @@ def _fits(identity: GroupIdentity, name: str) -> bool:
     return re.fullmatch(re.escape(readable[: MAX_LABEL - 7].rstrip("-")) + "-[0-9a-f]{6}", name) is not None
 
 
-Address = tuple[str, str | None, str | None]
-"""(ip, Kubernetes node, pod) of one published member."""
-
-PUBLISHED_KINDS = {"Service": ("v1", "services"), "EndpointSlice": ("discovery.k8s.io/v1", "endpointslices")}
-
-
-@dataclasses.dataclass(frozen=True)
-class Published:
-    """A Service or EndpointSlice a ProcessGroup controls (its ownerReference says which)."""
-
-    kind: str
-    name: str
-    uid: str
-    group_uid: str
+PUBLISHED_KINDS = ("Service", "EndpointSlice")
 
 
 def leftovers(owner: ObjectRef, service: str, published: Sequence[Published]) -> list[Removal]:
     """What the group published under a name it no longer has: its scope or group changed,
     and a stale Service would keep answering the old DNS name with live addresses."""
     return [
-        Removal(*_kind(item.kind), owner.namespace, item.name, item.uid, owner)
+        Removal(item.kind, owner.namespace, item.name, item.uid, owner)
         for item in published
         if item.group_uid == owner.uid and item.name != service
     ]
-
-
-def _kind(kind: str) -> tuple[str, str, str]:
-    api_version, plural = PUBLISHED_KINDS[kind]
-    return api_version, kind, plural
 
 
 def addresses(chosen: Sequence[Member]) -> tuple[Address, ...]:
@@ -255,9 +206,7 @@ def publication(
     wanted: list[OwnedObject] = []
     if not service_exists:
         spec = {"clusterIP": "None", "ports": [{"name": "epmd", "port": 4369, "protocol": "TCP"}]}
-        wanted.append(
-            OwnedObject(*_kind("Service"), owner.namespace, service, owner, labels, {"spec": spec}, False)
-        )
+        wanted.append(OwnedObject("Service", owner.namespace, service, owner, labels, {"spec": spec}, False))
     desired = addresses(chosen)
     if published != desired:
         endpoints = [
@@ -281,7 +230,7 @@ def publication(
         }
         wanted.append(
             OwnedObject(
-                *_kind("EndpointSlice"), owner.namespace, service, owner, slice_labels, content,
+                "EndpointSlice", owner.namespace, service, owner, slice_labels, content,
                 published is not None,
             )
         )  # fmt: skip

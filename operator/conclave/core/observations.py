@@ -1,17 +1,31 @@
-"""What a supervisor saw, as plain frozen data: the only input of the planner."""
+"""What a supervisor saw, as plain frozen data: the only input of the planner.
+
+One record per feature (discovery, probing, publication of groups, ownership), so a
+decider takes the record it needs by name and a new fact has an obvious place.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-from conclave.api import ClusterTopology, ProcessGroup, Singleton
-from conclave.core.discovery import Endpoint, Resolution, ServiceState
-from conclave.core.grouping import Address, GroupIdentity, PodFacts, Published
-from conclave.core.ownership import LeaseState, Memory
-from conclave.core.partitions import Debounced
+from conclave.api import ClusterTopology, Condition, ProcessGroup, Singleton
+from conclave.core.facts import (
+    Address,
+    Endpoint,
+    GroupIdentity,
+    LeaseState,
+    Moment,
+    PodFacts,
+    Probed,
+    Published,
+    Resolution,
+    ServiceState,
+)
+from conclave.core.memory import Remembered
+from conclave.core.plans import ObjectRef
+from conclave.errors import FieldError
 
 Resource = TypeVar("Resource", ClusterTopology, ProcessGroup, Singleton)
 
@@ -29,32 +43,41 @@ class Observed(Generic[Resource]):
 
 
 @dataclasses.dataclass(frozen=True)
-class Observation:
-    now: datetime.datetime
-    namespace: str
-    topology_name: str
-    topology: Observed[ClusterTopology] | None
-    process_groups: tuple[Observed[ProcessGroup], ...] = ()
-    singletons: tuple[Observed[Singleton], ...] = ()
-    write_failures: tuple[str, ...] = ()
-    """What the previous iteration failed to write, to be surfaced as a condition."""
-    cluster_domain: str = "cluster.local"
+class Invalid:
+    """An object whose spec passed the CRD but not the models (the CRD in the cluster is
+    another version's, or was edited): enough of it to say so on the object."""
+
+    ref: ObjectRef
+    generation: int
+    resource_version: str
+    wire_status: Mapping[str, Any]
+    conditions: tuple[Condition, ...]
+    """Its published conditions, as far as they parse."""
+    topology: str | None
+    """The topology its spec names, when that much could be read."""
+    errors: tuple[FieldError, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Discovery:
+    """What the topology's discovery strategy has to go on."""
+
     service: ServiceState | None = None
     """The topology's Service (KubernetesAPI, KubernetesDNS); None when it names none."""
     endpoints: tuple[Endpoint, ...] = ()
     """Every address of the Service's EndpointSlices (KubernetesAPI)."""
-    forbidden: tuple[str, ...] = ()
-    """What RBAC refuses that discovery needs ("watch endpointslices.discovery.k8s.io")."""
     resolution: Resolution | None = None
     """The DNS lookup of this iteration (KubernetesDNS, DNSPoll)."""
-    views: Mapping[str, frozenset[str] | None] = dataclasses.field(default_factory=dict)
-    """Each probed member's own view (None: unknown); members not probed yet are absent."""
-    view_reasons: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Why a member's view is unknown (Timeout, WrongNode, ...)."""
-    partition_memory: Debounced | None = None
-    """The debounce state the previous plan handed back; None after a restart."""
-    pods: Mapping[str, PodFacts] = dataclasses.field(default_factory=dict)
-    """The namespace's pods by name, terminating ones included (marked ``deleting``)."""
+    forbidden: tuple[str, ...] = ()
+    """What RBAC refuses that discovery needs ("watch endpointslices.discovery.k8s.io")."""
+    members_config_map: Mapping[str, str] | None = None
+    """The data of the <topology>-members ConfigMap; None when it does not exist."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Publication:
+    """The namespace's Services and EndpointSlices, for naming and publishing groups."""
+
     groups: tuple[GroupIdentity, ...] = ()
     """Every ProcessGroup of the namespace, to name their Services without collisions."""
     services: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
@@ -65,15 +88,41 @@ class Observation:
     """conclave's EndpointSlices in the namespace: name → the addresses they publish."""
     published: tuple[Published, ...] = ()
     """The namespace's Services and EndpointSlices that a ProcessGroup controls."""
-    members_config_map: Mapping[str, str] | None = None
-    """The data of the <topology>-members ConfigMap; None when it does not exist."""
-    clock: float = 0.0
-    """The operator's monotonic clock at observation: lease waits are measured on it, never
-    on a timestamp written by someone else."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ownership:
+    """The singletons' Leases, and which singletons exist at all."""
+
     leases: Mapping[str, LeaseState] = dataclasses.field(default_factory=dict)
     """The namespace's singleton Leases (labelled by conclave), by name."""
     singleton_names: frozenset[str] | None = None
     """Every Singleton of the namespace (whatever its topology), to clean up after deleted
     ones; None when unknown, and then nothing is cleaned."""
-    singleton_memory: Mapping[str, Memory] = dataclasses.field(default_factory=dict)
-    """What this process remembers of each singleton (by uid); empty after a restart."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    moment: Moment
+    namespace: str
+    topology_name: str
+    topology: Observed[ClusterTopology] | None
+    """None when it does not exist, or its spec is invalid (then it is in ``invalid``)."""
+    process_groups: tuple[Observed[ProcessGroup], ...] = ()
+    singletons: tuple[Observed[Singleton], ...] = ()
+    invalid: tuple[Invalid, ...] = ()
+    """The topology's objects (itself included) whose spec the models refuse."""
+    cluster_domain: str = "cluster.local"
+    pods: Mapping[str, PodFacts] = dataclasses.field(default_factory=dict)
+    """The namespace's pods by name, terminating ones included (marked ``deleting``)."""
+    discovery: Discovery = dataclasses.field(default_factory=Discovery)
+    views: Mapping[str, Probed] = dataclasses.field(default_factory=dict)
+    """Each probed member's own view; members not probed yet are absent."""
+    publication: Publication = dataclasses.field(default_factory=Publication)
+    ownership: Ownership = dataclasses.field(default_factory=Ownership)
+    memory: Remembered = dataclasses.field(default_factory=Remembered)
+    """What this process remembers of the topology; empty after a restart."""
+
+    @property
+    def topology_invalid(self) -> Invalid | None:
+        return next((i for i in self.invalid if i.ref.kind == "ClusterTopology"), None)

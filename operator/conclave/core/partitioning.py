@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from conclave.api import ClusterTopology, durations
-from conclave.api.topologies import PartitionStatus
+from conclave.api import ClusterTopology, Member, durations, times
+from conclave.api.topologies import MemberView, PartitionStatus
 from conclave.core import partitions
 from conclave.core.conditions import Wanted
+from conclave.core.facts import Probed
 from conclave.core.partitions import Debounced, Verdict
 from conclave.core.plans import EventIntent, MetricSample, ObjectRef
 
@@ -27,7 +27,7 @@ QUORUM = "Quorum"
 
 @dataclasses.dataclass(frozen=True)
 class PartitionPlan:
-    fields: dict[str, Any]
+    status: PartitionStatus
     conditions: list[Wanted]
     events: list[EventIntent]
     metrics: list[MetricSample]
@@ -53,18 +53,18 @@ def _describe(verdict: Verdict) -> str:
 
 def plan(
     topology: ClusterTopology,
+    *,
     owner: ObjectRef,
-    members: Sequence[str],
-    addresses: Mapping[str, str],
-    views: Mapping[str, frozenset[str] | None],
-    reasons: Mapping[str, str],
+    counting: Sequence[Member],
+    views: Mapping[str, Probed],
     memory: Debounced | None,
     now: datetime.datetime,
-    labels: Mapping[str, str],
 ) -> PartitionPlan:
-    """``members`` are the members that count; a member not probed yet has an unknown view."""
+    """The verdict over the members that count; a member not probed yet has an unknown view."""
     spec, status = topology.spec, topology.status
-    seen = {member: views.get(member) for member in members}
+    members = [member.name for member in counting]
+    addresses = {member.name: member.ip for member in counting if member.ip}
+    seen = {name: views[name].connected if name in views else None for name in members}
     if spec.probe.type == "http":
         observed = partitions.verdict(seen, addresses, spec.partition.tie_breaker)
     else:
@@ -73,36 +73,34 @@ def plan(
     stable = durations.parse(spec.partition.stable_after)
     current = partitions.debounce(previous, observed, now, stable)
     published = current.published
-    fields = {
-        "partition": {
-            "state": published.state,
-            "components": [list(part) for part in published.components],
-            "majority": list(published.majority),
-            "missingLinks": [list(link) for link in published.missing_links],
-            "since": current.published_since.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "views": [
-                {
-                    "member": m,
-                    "known": seen[m] is not None,
-                    **({"reason": reasons[m]} if m in reasons else {}),
-                }
-                for m in members
-            ],
-        }
-    }
+    decided = PartitionStatus(
+        state=published.state,
+        components=[list(part) for part in published.components],
+        majority=list(published.majority),
+        missing_links=[list(link) for link in published.missing_links],
+        since=times.whole_seconds(current.published_since),
+        views=[
+            MemberView(
+                member=name,
+                known=seen[name] is not None,
+                reason=views[name].reason if name in views else None,
+            )
+            for name in members
+        ],
+    )
     wanted = [_partitioned(published, spec.probe.type), _quorum(published)]
     events = _transitions(owner, previous.published if previous else None, published)
-    state_labels = dict(labels)
+    labels = {"namespace": owner.namespace, "topology": owner.name}
     samples = [
         MetricSample(
             "conclave_topology_partitioned",
-            state_labels,
+            labels,
             1.0 if published.state in ("Partitioned", "Degraded") else 0.0,
         ),
-        MetricSample("conclave_topology_components", state_labels, float(len(published.components))),
-        MetricSample("conclave_topology_quorum", state_labels, 1.0 if published.majority else 0.0),
+        MetricSample("conclave_topology_components", labels, float(len(published.components))),
+        MetricSample("conclave_topology_quorum", labels, 1.0 if published.majority else 0.0),
     ]
-    return PartitionPlan(fields, wanted, events, samples, current)
+    return PartitionPlan(decided, wanted, events, samples, current)
 
 
 def _partitioned(verdict: Verdict, probe: str) -> Wanted:

@@ -46,4 +46,23 @@ def apply(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any
 def _without_nulls(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+def desired(current: Mapping[str, Any], decided: Mapping[str, Any]) -> dict[str, Any]:
+    """What should be there: ``current`` with the fields ``decided`` sets (None: remove).
+
+    Inside lists a None means only "absent" (a merge patch replaces lists whole), so it is
+    dropped there; that keeps ``diff`` empty when the list is already what is wanted.
+    """
+    return {**current, **{key: _nulls_out_of_lists(value) for key, value in decided.items()}}
+
+
+def _nulls_out_of_lists(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _nulls_out_of_lists(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
     return value

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 
 from conclave.api import Member, SingletonSpec
-from conclave.core.grouping import PodFacts
+from conclave.core.facts import PodFacts
 from conclave.core.partitions import Verdict
 
 SPLIT_STATES = ("Partitioned", "Degraded")

@@ -1,8 +1,10 @@
 """The planner: one Observation in, one Plan out. Every decision the operator makes about
 a topology and the objects that name it is taken here, and nowhere else.
 
-Planning what is already there yields an empty plan (the applier sends nothing), so a
-supervisor can run as often as it likes.
+The plan holds one ObjectPlan per object: the topology's, then its groups', then its
+singletons', then those of objects whose spec the models refuse (InvalidSpec). Planning
+what is already there yields plans that write nothing, so a supervisor can run as often
+as it likes.
 """
 
 from __future__ import annotations
@@ -10,23 +12,29 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from conclave.api import (
     ClusterTopology,
-    ClusterTopologySpec,
+    ClusterTopologyStatus,
     Condition,
     Member,
     ProcessGroup,
+    SingletonStatus,
     durations,
 )
-from conclave.core import conditions, discovery, grouping, ownership, partitioning, placement
+from conclave.api.base import Model
+from conclave.core import conditions, discovery, grouping, ownership, partitioning, placement, validity
 from conclave.core.conditions import Wanted
-from conclave.core.observations import Observation, Observed, Resource
-from conclave.core.partitions import Verdict
+from conclave.core.lifecycle import Context, SingletonFacts
+from conclave.core.marks import MEMBERS_LABEL
+from conclave.core.memory import Remembered, SingletonMemory
+from conclave.core.observations import Observation, Observed
+from conclave.core.partitions import Debounced, Verdict
 from conclave.core.plans import (
     EventIntent,
     MetricSample,
+    ObjectPlan,
     ObjectRef,
     OwnedObject,
     Plan,
@@ -40,51 +48,6 @@ DISCOVERED = "Discovered"
 TOPOLOGY_FOUND = "TopologyFound"
 
 
-def plan(observation: Observation) -> Plan:
-    updates: list[StatusUpdate] = []
-    events: list[EventIntent] = []
-    owned: tuple[OwnedObject, ...] = ()
-    samples: tuple[MetricSample, ...] = ()
-    waits: list[float] = []
-    memory = None
-    view: TopologyView | None = None
-    if observation.topology is not None:
-        topology, view = _topology_plan(observation, observation.topology)
-        updates += topology.status_updates
-        events += topology.events
-        owned, samples = topology.owned, topology.metrics
-        waits += [topology.requeue_after] if topology.requeue_after is not None else []
-        memory = topology.partition_memory
-    service_names = grouping.service_names(
-        observation.groups, grouping.holders(observation.services, observation.endpoint_slices)
-    )
-    removals: list[Removal] = []
-    for group in observation.process_groups:
-        update, group_events, group_samples, group_owned = _group_update(
-            observation, group, view, service_names
-        )
-        updates.append(update)
-        events += group_events
-        samples += tuple(group_samples)
-        owned += tuple(group_owned)
-        if (service := service_names.get(group.resource.metadata.name)) is not None:
-            removals += grouping.leftovers(ref(group), service, observation.published)
-    singletons = _singletons_plan(observation, view)
-    return Plan(
-        status_updates=tuple(updates) + singletons.status_updates,
-        events=tuple(events) + singletons.events,
-        owned=singletons.owned + owned,  # Leases first: the status only mirrors them
-        removals=tuple(removals),
-        pod_annotations=singletons.pod_annotations,
-        metrics=samples + singletons.metrics,
-        requeue_after=min(
-            waits + ([singletons.requeue_after] if singletons.requeue_after else []), default=None
-        ),
-        partition_memory=memory,
-        singleton_memory=singletons.singleton_memory,
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class TopologyView:
     """What a topology's plan tells its dependents: its members and its partition verdict."""
@@ -92,6 +55,40 @@ class TopologyView:
     published: list[Member]
     counting: list[Member]
     verdict: Verdict
+
+
+def plan(observation: Observation) -> Plan:
+    objects: list[ObjectPlan] = []
+    waits: list[float] = []
+    view: TopologyView | None = None
+    partition: Debounced | None = None
+    if observation.topology is not None:
+        topology, view, partition, wait = _topology_plan(observation, observation.topology)
+        objects.append(topology)
+        waits += [wait] if wait is not None else []
+    service_names = grouping.service_names(
+        observation.publication.groups,
+        grouping.holders(observation.publication.services, observation.publication.endpoint_slices),
+    )
+    objects += [_group_plan(observation, group, view, service_names) for group in observation.process_groups]
+    singletons = _singletons_plan(observation, view)
+    objects += singletons.objects
+    waits += [singletons.requeue_after] if singletons.requeue_after is not None else []
+    for invalid in observation.invalid:
+        found = [] if invalid.ref.kind == "ClusterTopology" else [_topology_found(observation)]
+        wanted, events = validity.invalid_spec(invalid)
+        decided = validity.empty_status(invalid.ref.kind)
+        update = _status_update(
+            observation, invalid.ref, invalid, invalid.conditions, [*found, wanted], decided
+        )
+        objects.append(ObjectPlan(invalid.ref, status=update, events=tuple(events)))
+    return Plan(
+        objects=tuple(objects),
+        pod_annotations=singletons.pod_annotations,
+        metrics=singletons.metrics,
+        requeue_after=min(waits, default=None),
+        memory=Remembered(partition, singletons.memory.singletons, observation.memory.write_failures),
+    )
 
 
 def ref(observed: Observed[Any]) -> ObjectRef:
@@ -104,34 +101,21 @@ def ref(observed: Observed[Any]) -> ObjectRef:
     )
 
 
-MEMBERS_LABEL = "conclave.dev/members-of"
-
-
 def members_config_map_name(topology: str) -> str:
     return f"{topology}-members"
 
 
-def _discover(observation: Observation, spec: ClusterTopologySpec) -> discovery.Outcome:
+def _discover(observation: Observation, topology: ClusterTopology) -> discovery.Outcome:
+    spec, seen = topology.spec, observation.discovery
     if spec.strategy == "Static":
         return discovery.static(spec)
-    if observation.forbidden:
-        return discovery.forbidden(observation.forbidden)
-    if spec.strategy == "KubernetesAPI" and observation.service is not None:
-        return discovery.from_endpoints(
-            spec,
-            observation.namespace,
-            observation.cluster_domain,
-            observation.service,
-            observation.endpoints,
-        )
-    if spec.strategy in ("KubernetesDNS", "DNSPoll") and observation.resolution is not None:
-        return discovery.from_resolution(
-            spec,
-            observation.namespace,
-            observation.cluster_domain,
-            observation.service,
-            observation.resolution,
-        )
+    if seen.forbidden:
+        return discovery.forbidden(seen.forbidden)
+    where = {"namespace": observation.namespace, "domain": observation.cluster_domain}
+    if spec.strategy == "KubernetesAPI" and seen.service is not None:
+        return discovery.from_endpoints(spec, **where, service=seen.service, endpoints=seen.endpoints)
+    if spec.strategy in ("KubernetesDNS", "DNSPoll") and seen.resolution is not None:
+        return discovery.from_resolution(spec, **where, service=seen.service, resolved=seen.resolution)
     return discovery.Outcome(
         None, None, "DiscoveryPending", f"No {spec.strategy} discovery result has been observed yet"
     )
@@ -139,65 +123,61 @@ def _discover(observation: Observation, spec: ClusterTopologySpec) -> discovery.
 
 def _topology_plan(
     observation: Observation, topology: Observed[ClusterTopology]
-) -> tuple[Plan, TopologyView]:
-    """The topology's own plan, and what its process groups and singletons build on."""
+) -> tuple[ObjectPlan, TopologyView, Debounced, float | None]:
+    """The topology's own plan, what its process groups and singletons build on, its
+    partition debounce, and when to look again."""
     spec, status = topology.resource.spec, topology.resource.status
-    outcome = _discover(observation, spec)
+    outcome = _discover(observation, topology.resource)
     if outcome.found is None:
         published = list(status.members)
     else:
-        published = discovery.members(outcome.found, status.members, observation.now)
+        published = discovery.members(outcome.found, status.members, observation.moment.wall)
     counting = [m for m in published if discovery.counts(m, spec.member_readiness)]
     counted = [m.name for m in counting]
-    fields: dict[str, Any] = {
-        "members": [m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in published],
-        "memberCount": len(published),
-        "readyMembers": len(counted),
-        "stale": True if outcome.found is None and published else None,
-    }
     discovered = Wanted(DISCOVERED, outcome.ok, outcome.reason, outcome.message)
-    if observation.write_failures:
-        ready = Wanted(READY, False, "ApiError", "; ".join(observation.write_failures))
+    failures = observation.memory.write_failures
+    if failures:
+        ready = Wanted(READY, False, "ApiError", "; ".join(failures))
     elif discovered.status is not True:
         ready = Wanted(READY, False, discovered.reason, discovered.message)
     else:
         ready = Wanted(READY, True, "Reconciled", f"Generation {topology.generation} reconciled")
     owner = ref(topology)
-    labels = {"namespace": observation.namespace, "topology": owner.name}
     split = partitioning.plan(
         topology.resource,
-        owner,
-        counted,
-        {m.name: m.ip for m in published if m.ip},
-        observation.views,
-        observation.view_reasons,
-        observation.partition_memory,
-        observation.now,
-        labels,
+        owner=owner,
+        counting=counting,
+        views=observation.views,
+        memory=observation.memory.partition,
+        now=observation.moment.wall,
     )
-    update = _status_update(
-        observation, topology, [discovered, ready, *split.conditions], fields | split.fields
+    decided = ClusterTopologyStatus(
+        members=published,
+        member_count=len(published),
+        ready_members=len(counted),
+        stale=True if outcome.found is None and published else None,
+        partition=split.status,
     )
-
+    wanted = [discovered, ready, *split.conditions]
+    update = _status_update(observation, owner, topology, status.conditions, wanted, decided)
     events = _member_events(owner, status.members, published) if outcome.found is not None else []
     if outcome.ok is False and outcome.found is None and conditions.flipped(status.conditions, discovered):
         events.append(EventIntent(owner, "Warning", outcome.reason, "Discover", outcome.message))
     data = {"hosts": "".join(f"{name}\n" for name in counted), "hosts.json": json.dumps(counted)}
     owned: tuple[OwnedObject, ...] = ()
-    if observation.members_config_map != data:
+    if observation.discovery.members_config_map != data:
         owned = (
             OwnedObject(
-                api_version="v1",
                 kind="ConfigMap",
-                plural="configmaps",
                 namespace=observation.namespace,
                 name=members_config_map_name(owner.name),
                 owner=owner,
                 labels={MEMBERS_LABEL: owner.name},
                 content={"data": data},
-                exists=observation.members_config_map is not None,
+                exists=observation.discovery.members_config_map is not None,
             ),
         )
+    labels = {"namespace": observation.namespace, "topology": owner.name}
     samples = [
         *split.metrics,
         MetricSample("conclave_topology_members", {**labels, "ready": "true"}, len(counted)),
@@ -214,17 +194,11 @@ def _topology_plan(
         intervals.append(durations.parse(spec.polling_interval).total_seconds())
     if spec.probe.type != "none":
         intervals.append(durations.parse(spec.probe.interval).total_seconds())
-    return (
-        Plan(
-            status_updates=(update,),
-            events=tuple(events + split.events),
-            owned=owned,
-            metrics=tuple(samples),
-            requeue_after=min(intervals, default=None),
-            partition_memory=split.memory,
-        ),
-        TopologyView(published, counting, split.memory.published),
+    plan = ObjectPlan(
+        owner, owned=owned, status=update, events=tuple(events + split.events), metrics=tuple(samples)
     )
+    view = TopologyView(published, counting, split.memory.published)
+    return plan, view, split.memory, min(intervals, default=None)
 
 
 def _member_events(owner: ObjectRef, before: Sequence[Member], after: Sequence[Member]) -> list[EventIntent]:
@@ -246,129 +220,165 @@ def _pod(member: Member) -> str:
     return f" (pod {member.pod})" if member.pod else ""
 
 
-def _topology_found(observation: Observation, dependent: Observed[Any]) -> tuple[Wanted, list[EventIntent]]:
-    """The TopologyFound condition every dependent carries, and the event when it flips."""
+def _topology_found(observation: Observation) -> Wanted:
+    """The TopologyFound condition every dependent carries."""
     name = observation.topology_name
+    invalid = observation.topology_invalid
+    if invalid is not None:
+        problems = "; ".join(str(error) for error in invalid.errors)
+        return Wanted(TOPOLOGY_FOUND, False, "TopologyInvalid", f"ClusterTopology {name!r}: {problems}")
     if observation.topology is None:
-        found = Wanted(
-            TOPOLOGY_FOUND,
-            False,
-            "TopologyNotFound",
-            f"ClusterTopology {name!r} does not exist in namespace {observation.namespace!r}",
-        )
-    else:
-        found = Wanted(TOPOLOGY_FOUND, True, "TopologyFound", f"ClusterTopology {name!r} exists")
-    existing: Sequence[Condition] = dependent.resource.status.conditions
+        message = f"ClusterTopology {name!r} does not exist in namespace {observation.namespace!r}"
+        return Wanted(TOPOLOGY_FOUND, False, "TopologyNotFound", message)
+    return Wanted(TOPOLOGY_FOUND, True, "TopologyFound", f"ClusterTopology {name!r} exists")
+
+
+def _found_events(target: ObjectRef, existing: Sequence[Condition], found: Wanted) -> list[EventIntent]:
+    """An event when TopologyFound flips (not on a dependent's first, happy, visit)."""
     if conditions.flipped(existing, found) and (found.status is False or existing):
         kind: Literal["Normal", "Warning"] = "Normal" if found.status else "Warning"
-        return found, [EventIntent(ref(dependent), kind, found.reason, "Reconcile", found.message)]
-    return found, []
+        return [EventIntent(target, kind, found.reason, "Reconcile", found.message)]
+    return []
 
 
-def _group_update(
+def _group_plan(
     observation: Observation,
     dependent: Observed[ProcessGroup],
     view: TopologyView | None,
-    service_names: Mapping[str, str],
-) -> tuple[StatusUpdate, list[EventIntent], list[MetricSample], list[OwnedObject]]:
-    """``view`` is None when the topology is missing."""
-    found, events = _topology_found(observation, dependent)
+    service_names: dict[str, str],
+) -> ObjectPlan:
+    """``view`` is None when the topology is missing (or invalid)."""
+    owner = ref(dependent)
     resource = dependent.resource
+    found = _topology_found(observation)
     chosen = None if view is None else grouping.members(resource, view.counting, observation.pods)
-    group = grouping.plan(resource, ref(dependent), chosen, observation.now, observation.namespace)
-    extra = group.fields
+    group = grouping.plan(resource, owner=owner, chosen=chosen, now=observation.moment.wall)
+    decided = group.status
     owned: list[OwnedObject] = []
+    removals: tuple[Removal, ...] = ()
     service = service_names.get(resource.metadata.name)
-    if service is not None and chosen is not None:
-        extra = {**extra, "serviceName": service}
-        owner = ref(dependent)
-        exists = observation.services.get(service) == owner.name
-        owned = grouping.publication(owner, service, chosen, exists, observation.group_slices.get(service))
-    update = _status_update(observation, dependent, [found, *group.conditions], extra)
-    return update, events + group.events, group.metrics, owned
+    if service is not None:
+        removals = tuple(grouping.leftovers(owner, service, observation.publication.published))
+        if chosen is not None:
+            decided = decided.model_copy(update={"service_name": service})
+            exists = observation.publication.services.get(service) == owner.name
+            slices = observation.publication.group_slices.get(service)
+            owned = grouping.publication(owner, service, chosen, exists, slices)
+    existing = resource.status.conditions
+    update = _status_update(observation, owner, dependent, existing, [found, *group.conditions], decided)
+    events = _found_events(owner, resource.status.conditions, found) + group.events
+    return ObjectPlan(
+        owner,
+        owned=tuple(owned),
+        status=update,
+        removals=removals,
+        events=tuple(events),
+        metrics=tuple(group.metrics),
+    )
 
 
-def _singletons_plan(observation: Observation, view: TopologyView | None) -> Plan:
+@dataclasses.dataclass(frozen=True)
+class _Singletons:
+    objects: list[ObjectPlan]
+    pod_annotations: tuple[PodAnnotations, ...]
+    metrics: tuple[MetricSample, ...]
+    requeue_after: float | None
+    memory: Remembered
+
+
+def _singletons_plan(observation: Observation, view: TopologyView | None) -> _Singletons:
     """Every singleton of the topology: Leases, status, pod annotations, events, metrics.
 
     Without the topology nothing is decided: ownership stays as the Leases say.
     """
     labels = {"namespace": observation.namespace, "topology": observation.topology_name}
-    updates, events, leases, samples, waits = [], [], [], [], []
-    annotations: dict[str, dict[str, str | None]] = {}
-    memories = {}
-    candidates = placement.candidates(view.published, observation.pods) if view is not None else {}
+    objects, waits, memories = [], [], {}
+    context = None
+    if view is not None:
+        candidates = placement.candidates(view.published, observation.pods)
+        context = Context(candidates, observation.pods, view.verdict, observation.moment.monotonic)
     placed = 0
     for observed in observation.singletons:
-        found, found_events = _topology_found(observation, observed)
-        events += found_events
-        resource = observed.resource
-        if view is None:
-            fields: Mapping[str, Any] = {} if resource.status.phase else {"phase": "Pending"}
-            updates.append(_status_update(observation, observed, [found], fields))
+        owner, resource = ref(observed), observed.resource
+        found, existing = _topology_found(observation), resource.status.conditions
+        events = _found_events(owner, existing, found)
+        if context is None:
+            decided = SingletonStatus() if resource.status.phase else SingletonStatus(phase="Pending")
+            update = _status_update(observation, owner, observed, existing, [found], decided)
+            objects.append(ObjectPlan(owner, status=update, events=tuple(events)))
             placed += resource.status.phase == "Placed"
             continue
-        memory = observation.singleton_memory.get(observed.uid, ownership.Memory())
-        single = ownership.plan(
-            resource,
-            ref(observed),
-            observation.leases.get(resource.metadata.name),
-            candidates,
-            observation.pods,
-            view.verdict,
-            memory,
-            observation.clock,
-            observation.now,
-            labels,
+        facts = SingletonFacts(
+            owner.name,
+            f"{owner.namespace}/{owner.name}",
+            resource.spec,
+            resource.status,
+            observation.ownership.leases.get(owner.name),
         )
-        updates.append(_status_update(observation, observed, [found, single.condition], single.fields))
-        events += single.events
-        samples += single.metrics
-        leases += [single.lease] if single.lease is not None else []
+        single = ownership.plan(
+            facts,
+            owner=owner,
+            context=context,
+            memory=observation.memory.singletons.get(observed.uid, SingletonMemory()),
+            now=observation.moment.wall,
+            labels=labels,
+        )
+        wanted = [found, single.condition]
+        update = _status_update(observation, owner, observed, existing, wanted, single.status)
+        marks = tuple(
+            PodAnnotations(observation.namespace, pod, observation.pods[pod].uid, {key: value})
+            for pod, (key, value) in sorted(single.annotations.items())
+        )
+        objects.append(
+            ObjectPlan(
+                owner,
+                owned=(single.lease,) if single.lease is not None else (),
+                status=update,
+                pod_annotations=marks,
+                events=tuple(events + single.events),
+                metrics=tuple(single.metrics),
+            )
+        )
         waits += [single.requeue_after] if single.requeue_after is not None else []
         memories[observed.uid] = single.memory
-        placed += single.fields.get("phase") == "Placed"
-        for pod, (key, value) in single.annotations.items():
-            annotations.setdefault(pod, {})[key] = value
-    if observation.singleton_names is not None:
-        for pod, keys in ownership.orphaned(observation.pods, observation.singleton_names).items():
-            annotations.setdefault(pod, {}).update(dict.fromkeys(keys))
+        placed += single.status.phase == "Placed"
+    cleanup: tuple[PodAnnotations, ...] = ()
+    if observation.ownership.singleton_names is not None:
+        orphans = ownership.orphaned(observation.pods, observation.ownership.singleton_names)
+        cleanup = tuple(
+            PodAnnotations(observation.namespace, pod, observation.pods[pod].uid, dict.fromkeys(keys))
+            for pod, keys in sorted(orphans.items())
+        )
+    samples: tuple[MetricSample, ...] = ()
     if observation.singletons:
-        samples.append(MetricSample("conclave_singletons", labels, float(len(observation.singletons))))
-        samples.append(MetricSample("conclave_singleton_placed", labels, float(placed)))
-        samples.append(MetricSample("conclave_singleton_failover_seconds", labels, 0.0, "declare"))
-    return Plan(
-        status_updates=tuple(updates),
-        events=tuple(events),
-        owned=tuple(leases),
-        pod_annotations=tuple(
-            PodAnnotations(observation.namespace, pod, observation.pods[pod].uid, changes)
-            for pod, changes in sorted(annotations.items())
-        ),
-        metrics=tuple(samples),
-        requeue_after=min(waits, default=None),
-        singleton_memory=memories,
-    )
+        samples = (
+            MetricSample("conclave_singletons", labels, float(len(observation.singletons))),
+            MetricSample("conclave_singleton_placed", labels, float(placed)),
+            MetricSample("conclave_singleton_failover_seconds", labels, 0.0, "declare"),
+        )
+    return _Singletons(objects, cleanup, samples, min(waits, default=None), Remembered(singletons=memories))
+
+
+class _Seen(Protocol):
+    """What a status update needs of an object, parsed (Observed) or not (Invalid)."""
+
+    @property
+    def generation(self) -> int: ...
+    @property
+    def resource_version(self) -> str: ...
+    @property
+    def wire_status(self) -> Mapping[str, Any]: ...
 
 
 def _status_update(
     observation: Observation,
-    observed: Observed[Resource],
+    target: ObjectRef,
+    seen: _Seen,
+    existing: Sequence[Condition],
     wanted: Sequence[Wanted],
-    fields: Mapping[str, Any],
+    decided: Model,
 ) -> StatusUpdate:
-    published = conditions.merge(
-        observed.resource.status.conditions, wanted, observed.generation, observation.now
-    )
-    desired = {
-        **observed.wire_status,
-        **fields,
-        "observedGeneration": observed.generation,
-        "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in published],
-    }
-    return StatusUpdate(
-        target=ref(observed),
-        resource_version=observed.resource_version,
-        current=observed.wire_status,
-        desired=desired,
-    )
+    """``decided`` with the conditions merged into the published ones, and the generation."""
+    published = conditions.merge(existing, wanted, seen.generation, observation.moment.wall)
+    desired = decided.model_copy(update={"observed_generation": seen.generation, "conditions": published})
+    return StatusUpdate(target, seen.resource_version, seen.wire_status, desired)

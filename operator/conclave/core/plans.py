@@ -1,15 +1,19 @@
-"""What the planner asks the applier to do: plain, frozen data that core never executes."""
+"""What the planner asks the applier to do: plain, frozen data that core never executes.
+
+A plan is one ``ObjectPlan`` per object (a topology, a group, a singleton), each applied
+on its own and in its own order, so one object's conflict or failure never costs another
+object its writes or its events.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from conclave.core.partitions import Debounced
-
-if TYPE_CHECKING:
-    from conclave.core.ownership import Memory
+from conclave.api import kinds
+from conclave.api.base import Model
+from conclave.core.memory import Remembered
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,12 +26,18 @@ class ObjectRef:
 
 @dataclasses.dataclass(frozen=True)
 class StatusUpdate:
-    """Make ``target``'s status ``desired``, provided it is still at ``resource_version``."""
+    """Make ``target``'s status hold the fields ``desired`` sets, provided the object is
+    still at ``resource_version``.
+
+    ``desired`` is the kind's status model; only the fields set on it are written (a field
+    set to None is removed), so fields this version does not know are left alone.
+    """
 
     target: ObjectRef
     resource_version: str
     current: Mapping[str, Any]
-    desired: Mapping[str, Any]
+    """The status exactly as the API holds it."""
+    desired: Model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,19 +51,12 @@ class EventIntent:
     note: str
 
 
-def collection(api_version: str, namespace: str, plural: str) -> str:
-    prefix = "/api" if "/" not in api_version else "/apis"
-    return f"{prefix}/{api_version}/namespaces/{namespace}/{plural}"
-
-
 @dataclasses.dataclass(frozen=True)
 class OwnedObject:
     """Make an object that ``owner`` owns (so the garbage collector removes it with its
     owner) hold ``content``: its top-level fields besides metadata, e.g. ``{"data": ...}``."""
 
-    api_version: str
     kind: str
-    plural: str
     namespace: str
     name: str
     owner: ObjectRef
@@ -67,8 +70,12 @@ class OwnedObject:
     object is still at this version (a singleton's Lease)."""
 
     @property
+    def api_version(self) -> str:
+        return kinds.of(self.kind).api_version
+
+    @property
     def collection(self) -> str:
-        return collection(self.api_version, self.namespace, self.plural)
+        return kinds.of(self.kind).collection(self.namespace)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +83,7 @@ class Removal:
     """Delete an object ``owner`` made and no longer wants, provided it is still ``uid``:
     a same-named object someone made since is left alone."""
 
-    api_version: str
     kind: str
-    plural: str
     namespace: str
     name: str
     uid: str
@@ -86,7 +91,7 @@ class Removal:
 
     @property
     def path(self) -> str:
-        return f"{collection(self.api_version, self.namespace, self.plural)}/{self.name}"
+        return kinds.of(self.kind).path(self.namespace, self.name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +107,8 @@ class PodAnnotations:
 @dataclasses.dataclass(frozen=True)
 class MetricSample:
     """A gauge to set, a counter to add to or a histogram to observe, by the name it has in
-    ``conclave.adapters.metrics``; "declare" only makes the series exist, at zero, so that a rate
-    over it is defined from the first event on."""
+    ``conclave.adapters.metrics``; "declare" only makes the series exist, at zero, so that
+    a rate over it is defined from the first event on."""
 
     metric: str
     labels: Mapping[str, str]
@@ -112,18 +117,32 @@ class MetricSample:
 
 
 @dataclasses.dataclass(frozen=True)
-class Plan:
-    status_updates: tuple[StatusUpdate, ...] = ()
-    events: tuple[EventIntent, ...] = ()
+class ObjectPlan:
+    """Everything planned for one object, applied in this order: its owned objects (a
+    singleton's Lease is the truth its status only mirrors), its status, what it no
+    longer uses, then its pod marks, events and samples — which describe the status, so
+    they go out only once it is published."""
+
+    target: ObjectRef
     owned: tuple[OwnedObject, ...] = ()
-    """Written first: a singleton's Lease is the truth its status only mirrors."""
+    status: StatusUpdate | None = None
     removals: tuple[Removal, ...] = ()
-    """Carried out after the owned writes: a group's new Service exists before its old goes."""
+    """After the owned writes: a group's new Service exists before its old one goes."""
     pod_annotations: tuple[PodAnnotations, ...] = ()
+    events: tuple[EventIntent, ...] = ()
     metrics: tuple[MetricSample, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    objects: tuple[ObjectPlan, ...] = ()
+    """The topology first, then its groups, then its singletons."""
+    pod_annotations: tuple[PodAnnotations, ...] = ()
+    """Marks that belong to no object any more (a deleted singleton's), to remove."""
+    metrics: tuple[MetricSample, ...] = ()
+    """Samples about the topology as a whole (how many singletons are placed, ...)."""
     requeue_after: float | None = None
     """Look again after this many seconds even if nothing happens (a time-based decision)."""
-    partition_memory: Debounced | None = None
-    """The debounce state to hand to the next observation."""
-    singleton_memory: Mapping[str, Memory] = dataclasses.field(default_factory=dict)
-    """Each singleton's memory (by uid) to hand to the next observation, once applied."""
+    memory: Remembered = dataclasses.field(default_factory=Remembered)
+    """What to remember if every object's writes succeed; the reconciler keeps the
+    previous memory of an object whose writes did not."""

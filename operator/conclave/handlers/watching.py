@@ -16,8 +16,7 @@ import kopf
 from conclave.adapters.cache import Cache
 from conclave.api import GROUP, VERSION
 from conclave.core.keys import Key
-from conclave.core.ownership import LEASE_LABEL
-from conclave.core.planning import MEMBERS_LABEL
+from conclave.core.marks import LEASE_LABEL, MEMBERS_LABEL
 from conclave.observe.reading import (
     CONFIG_MAP,
     ENDPOINT_SLICE,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 from conclave.adapters.apiclient import ApiClient
+from conclave.api import ClusterTopology
 
 REMEMBER_SECONDS = 60.0
 
@@ -56,3 +57,21 @@ class Permissions:
         allowed = bool(review.get("status", {}).get("allowed"))
         self._answers[(namespace, check)] = (time.monotonic(), allowed)
         return allowed
+
+
+WATCHED_BY_STRATEGY: dict[str, list[Check]] = {
+    "KubernetesAPI": [
+        (group, resource, verb)
+        for group, resource in (("discovery.k8s.io", "endpointslices"), ("", "pods"), ("", "services"))
+        for verb in ("list", "watch")
+    ],
+    "KubernetesDNS": [("", "services", "list"), ("", "services", "watch")],
+}
+
+
+async def refused(topology: ClusterTopology | None, checker: Permissions | None) -> tuple[str, ...]:
+    """What RBAC refuses of the watches the topology's strategy relies on."""
+    if topology is None or checker is None:
+        return ()
+    checks = WATCHED_BY_STRATEGY.get(topology.spec.strategy, [])
+    return tuple(await checker.denied(topology.metadata.namespace, checks)) if checks else ()

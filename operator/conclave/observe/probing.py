@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import aiohttp
 
 from conclave.adapters import metrics
+from conclave.api import ClusterTopology, durations
+from conclave.core import discovery
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,3 +88,19 @@ async def probe(
 
         views = await asyncio.gather(*(one(target) for target in targets))
     return {view.member: view for view in views}
+
+
+async def probe_members(topology: ClusterTopology | None) -> dict[str, View]:
+    """Ask the topology's counted members (as its status lists them) for their views."""
+    if topology is None:
+        return {}
+    spec = topology.spec.probe
+    if spec.type == "none" or spec.port is None:
+        return {}
+    targets = [
+        Target(member.name, member.ip)
+        for member in topology.status.members
+        if member.ip and discovery.counts(member, topology.spec.member_readiness)
+    ]
+    timeout = durations.parse(spec.timeout).total_seconds()
+    return await probe(spec.type, targets, spec.port, spec.path, timeout)

@@ -1,39 +1,104 @@
 """Builds a supervisor's Observation from the cache: the one place where watched JSON
-becomes core's plain data. It reads; it never asks the API and never decides."""
+becomes core's plain data. It reads; it never asks the API and never decides.
+
+An object whose spec the models refuse is observed as ``Invalid`` (with every refused
+field), never raised: one bad object must not stop the rest of its topology.
+"""
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from conclave.adapters import metrics
 from conclave.adapters.cache import Cache
-from conclave.api import ClusterTopology, ProcessGroup, Singleton, durations
-from conclave.core import discovery, grouping, ownership, planning
-from conclave.core.discovery import Endpoint, Resolution, ServiceState
-from conclave.core.grouping import Address, GroupIdentity, PodFacts
+from conclave.api import ClusterTopology, Condition, ProcessGroup, Singleton, kinds
+from conclave.core import grouping, planning
+from conclave.core.facts import (
+    Address,
+    Endpoint,
+    GroupIdentity,
+    LeaseState,
+    Moment,
+    PodFacts,
+    Probed,
+    Published,
+    Resolution,
+    ServiceState,
+)
 from conclave.core.keys import Key
-from conclave.core.observations import Observation, Observed, Resource
-from conclave.core.ownership import LeaseState, Memory
-from conclave.core.partitions import Debounced
-from conclave.errors import DNSError
-from conclave.observe import permissions, probing, resolving
+from conclave.core.marks import (
+    GROUP_LABEL,
+    MANAGED_BY,
+    OWNER_ANNOTATION,
+    OWNER_POD_ANNOTATION,
+    OWNER_POD_UID_ANNOTATION,
+    REASON_ANNOTATION,
+)
+from conclave.core.memory import Remembered
+from conclave.core.observations import (
+    Discovery,
+    Invalid,
+    Observation,
+    Observed,
+    Ownership,
+    Publication,
+    Resource,
+)
+from conclave.core.plans import ObjectRef
+from conclave.errors import SpecError
+from conclave.observe.probing import View
 
-TOPOLOGY, PROCESS_GROUP, SINGLETON = "ClusterTopology", "ProcessGroup", "Singleton"
-SERVICE, ENDPOINT_SLICE, POD, CONFIG_MAP, LEASE = "Service", "EndpointSlice", "Pod", "ConfigMap", "Lease"
+TOPOLOGY, PROCESS_GROUP, SINGLETON = kinds.TOPOLOGY.name, kinds.PROCESS_GROUP.name, kinds.SINGLETON.name
+SERVICE, ENDPOINT_SLICE, POD = kinds.SERVICE.name, kinds.ENDPOINT_SLICE.name, kinds.POD.name
+CONFIG_MAP, LEASE = kinds.CONFIG_MAP.name, kinds.LEASE.name
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-def observed(model: type[Resource], body: dict[str, Any]) -> Observed[Resource]:
+@dataclasses.dataclass(frozen=True)
+class Lookups:
+    """What this iteration's lookups found, each under its own timeout."""
+
+    probed: Mapping[str, View] = dataclasses.field(default_factory=dict)
+    resolution: Resolution | None = None
+    forbidden: tuple[str, ...] = ()
+
+
+def observed(model: type[Resource], body: dict[str, Any]) -> Observed[Resource] | Invalid:
+    """The object parsed, or (its spec refused) what is needed to say so on it."""
     metadata = body["metadata"]
+    try:
+        resource = model.from_api(body)
+    except SpecError as error:
+        return _invalid(model, body, error)
     return Observed(
-        resource=model.from_api(body),
+        resource=resource,
         uid=metadata["uid"],
         generation=int(metadata.get("generation", 0)),
         resource_version=metadata["resourceVersion"],
         wire_status=body.get("status") or {},
+    )
+
+
+def _invalid(model: type[Resource], body: dict[str, Any], error: SpecError) -> Invalid:
+    metadata, status = body["metadata"], body.get("status") or {}
+    parsed = []
+    for condition in status.get("conditions") or []:
+        try:
+            parsed.append(Condition.model_validate(condition))
+        except ValueError:
+            continue  # one we cannot read is replaced when the conditions are written
+    topology = (body.get("spec") or {}).get("topology")
+    return Invalid(
+        ref=ObjectRef(model.__name__, metadata["namespace"], metadata["name"], metadata["uid"]),
+        generation=int(metadata.get("generation", 0)),
+        resource_version=metadata["resourceVersion"],
+        wire_status=status,
+        conditions=tuple(parsed),
+        topology=topology if isinstance(topology, str) else None,
+        errors=error.fields,
     )
 
 
@@ -76,84 +141,95 @@ def endpoints(cache: Cache, namespace: str, service: str) -> tuple[Endpoint, ...
 def observe(
     cache: Cache,
     key: Key,
-    now: float,
+    *,
+    moment: Moment,
     cluster_domain: str,
-    failures: tuple[str, ...],
-    probed: Mapping[str, probing.View] | None = None,
-    partition_memory: Debounced | None = None,
-    resolution: Resolution | None = None,
-    forbidden: tuple[str, ...] = (),
-    clock: float = 0.0,
-    singleton_memory: Mapping[str, Memory] | None = None,
+    lookups: Lookups,
+    memory: Remembered,
 ) -> Observation:
-    topology = cache.get(TOPOLOGY, key.namespace, key.topology)
+    """Everything the planner needs about ``key``'s topology and the objects naming it."""
+    body = cache.get(TOPOLOGY, key.namespace, key.topology)
+    topology = observed(ClusterTopology, body) if body else None
+    invalid: list[Invalid] = [topology] if isinstance(topology, Invalid) else []
 
-    def dependents(kind: str, model: type[Resource]) -> tuple[Observed[Resource], ...]:
-        return tuple(
-            observed(model, body)
-            for body in cache.in_namespace(kind, key.namespace)
-            if body.get("spec", {}).get("topology") == key.topology
-        )
+    def dependents(kind: str, model: type[Resource]) -> Iterator[Observed[Resource]]:
+        for dependent in cache.in_namespace(kind, key.namespace):
+            if (dependent.get("spec") or {}).get("topology") == key.topology:
+                seen = observed(model, dependent)
+                if isinstance(seen, Invalid):
+                    invalid.append(seen)
+                else:
+                    yield seen
 
-    service_name = (topology or {}).get("spec", {}).get("service")
-    strategy = (topology or {}).get("spec", {}).get("strategy", "")
+    groups = tuple(dependents(PROCESS_GROUP, ProcessGroup))
+    singletons = tuple(dependents(SINGLETON, Singleton))
+    spec = (body or {}).get("spec") or {}
+    service_name = spec.get("service")
     started = time.perf_counter()
     watched = endpoints(cache, key.namespace, service_name) if service_name else ()
-    if strategy == "KubernetesAPI":
-        metrics.DISCOVERY_SECONDS.labels(strategy=strategy).observe(time.perf_counter() - started)
+    if spec.get("strategy") == "KubernetesAPI":
+        metrics.DISCOVERY_SECONDS.labels(strategy="KubernetesAPI").observe(time.perf_counter() - started)
     config_map = cache.get(CONFIG_MAP, key.namespace, planning.members_config_map_name(key.topology))
     return Observation(
-        now=datetime.datetime.fromtimestamp(now, datetime.UTC),  # exact: debounces compare it
+        moment=moment,
         namespace=key.namespace,
         topology_name=key.topology,
-        topology=observed(ClusterTopology, topology) if topology else None,
-        process_groups=dependents(PROCESS_GROUP, ProcessGroup),
-        singletons=dependents(SINGLETON, Singleton),
-        write_failures=failures,
+        topology=topology if isinstance(topology, Observed) else None,
+        process_groups=groups,
+        singletons=singletons,
+        invalid=tuple(invalid),
         cluster_domain=cluster_domain,
-        service=service_state(cache, key.namespace, service_name) if service_name else None,
-        endpoints=watched,
-        members_config_map=(config_map.get("data") or {}) if config_map else None,
-        views={member: view.connected for member, view in (probed or {}).items()},
-        view_reasons={member: view.reason for member, view in (probed or {}).items() if view.reason},
-        partition_memory=partition_memory,
-        resolution=resolution,
-        forbidden=forbidden,
         pods=pods_of(cache, key.namespace),
+        discovery=Discovery(
+            service=service_state(cache, key.namespace, service_name) if service_name else None,
+            endpoints=watched,
+            resolution=lookups.resolution,
+            forbidden=lookups.forbidden,
+            members_config_map=(config_map.get("data") or {}) if config_map else None,
+        ),
+        views={member: Probed(view.connected, view.reason) for member, view in lookups.probed.items()},
+        publication=publication(cache, key.namespace),
+        ownership=Ownership(
+            leases={
+                lease["metadata"]["name"]: lease_state(lease)
+                for lease in cache.in_namespace(LEASE, key.namespace)
+            },
+            singleton_names=frozenset(
+                s["metadata"]["name"] for s in cache.in_namespace(SINGLETON, key.namespace)
+            ),
+        ),
+        memory=memory,
+    )
+
+
+def publication(cache: Cache, namespace: str) -> Publication:
+    return Publication(
         groups=tuple(
             GroupIdentity(
                 name=body["metadata"]["name"],
-                scope=body.get("spec", {}).get("scope", "default"),
-                group=body.get("spec", {}).get("group", ""),
+                scope=(body.get("spec") or {}).get("scope", "default"),
+                group=(body.get("spec") or {}).get("group", ""),
                 created=body["metadata"].get("creationTimestamp", ""),
                 service=(body.get("status") or {}).get("serviceName"),
             )
-            for body in cache.in_namespace(PROCESS_GROUP, key.namespace)
+            for body in cache.in_namespace(PROCESS_GROUP, namespace)
         ),
-        services=group_labels(cache, SERVICE, key.namespace),
-        endpoint_slices=group_labels(cache, ENDPOINT_SLICE, key.namespace),
-        group_slices=group_slices(cache, key.namespace),
-        published=published(cache, key.namespace),
-        clock=clock,
-        leases={
-            body["metadata"]["name"]: lease_state(body) for body in cache.in_namespace(LEASE, key.namespace)
-        },
-        singleton_memory=singleton_memory or {},
-        singleton_names=frozenset(
-            body["metadata"]["name"] for body in cache.in_namespace(SINGLETON, key.namespace)
-        ),
+        services=group_labels(cache, SERVICE, namespace),
+        endpoint_slices=group_labels(cache, ENDPOINT_SLICE, namespace),
+        group_slices=group_slices(cache, namespace),
+        published=published(cache, namespace),
     )
 
 
 def group_labels(cache: Cache, kind: str, namespace: str) -> dict[str, str | None]:
     """Each object's name → the ProcessGroup its conclave label names (None: none)."""
     return {
-        body["metadata"]["name"]: (body["metadata"].get("labels") or {}).get(grouping.GROUP_LABEL)
+        body["metadata"]["name"]: (body["metadata"].get("labels") or {}).get(GROUP_LABEL)
         for body in cache.in_namespace(kind, namespace)
     }
 
 
-def published(cache: Cache, namespace: str) -> tuple[grouping.Published, ...]:
+def published(cache: Cache, namespace: str) -> tuple[Published, ...]:
     """Services and EndpointSlices whose controller is a ProcessGroup, by its uid."""
     found = []
     for kind in grouping.PUBLISHED_KINDS:
@@ -161,7 +237,7 @@ def published(cache: Cache, namespace: str) -> tuple[grouping.Published, ...]:
             metadata = body["metadata"]
             controller = controller_of(metadata)
             if controller.get("kind") == "ProcessGroup" and controller.get("uid"):
-                found.append(grouping.Published(kind, metadata["name"], metadata["uid"], controller["uid"]))
+                found.append(Published(kind, metadata["name"], metadata["uid"], controller["uid"]))
     return tuple(found)
 
 
@@ -175,7 +251,7 @@ def group_slices(cache: Cache, namespace: str) -> dict[str, tuple[Address, ...]]
     found = {}
     for body in cache.in_namespace(ENDPOINT_SLICE, namespace):
         labels = body["metadata"].get("labels") or {}
-        if labels.get("endpointslice.kubernetes.io/managed-by") != grouping.MANAGED_BY:
+        if labels.get("endpointslice.kubernetes.io/managed-by") != MANAGED_BY:
             continue
         found[body["metadata"]["name"]] = tuple(
             sorted(
@@ -215,68 +291,17 @@ def lease_state(lease: Mapping[str, Any]) -> LeaseState:
         holder=spec.get("holderIdentity") or None,
         epoch=int(spec.get("leaseTransitions") or 0),
         duration_seconds=spec.get("leaseDurationSeconds"),
-        last_owner=annotations.get(ownership.OWNER_ANNOTATION),
-        last_owner_pod=annotations.get(ownership.OWNER_POD_ANNOTATION),
-        last_owner_pod_uid=annotations.get(ownership.OWNER_POD_UID_ANNOTATION),
-        reason=annotations.get(ownership.REASON_ANNOTATION),
+        last_owner=annotations.get(OWNER_ANNOTATION),
+        last_owner_pod=annotations.get(OWNER_POD_ANNOTATION),
+        last_owner_pod_uid=annotations.get(OWNER_POD_UID_ANNOTATION),
+        reason=annotations.get(REASON_ANNOTATION),
     )
 
 
 def topology_of(cache: Cache, key: Key) -> ClusterTopology | None:
+    """The topology as the models read it; None when it does not exist or does not parse."""
     body = cache.get(TOPOLOGY, key.namespace, key.topology)
-    return ClusterTopology.from_api(body) if body else None
-
-
-async def probe_members(topology: ClusterTopology | None) -> dict[str, probing.View]:
-    """Ask the topology's counted members (as its status lists them) for their views."""
-    if topology is None:
-        return {}
-    probe = topology.spec.probe
-    if probe.type == "none" or probe.port is None:
-        return {}
-    targets = [
-        probing.Target(member.name, member.ip)
-        for member in topology.status.members
-        if member.ip and discovery.counts(member, topology.spec.member_readiness)
-    ]
-    timeout = durations.parse(probe.timeout).total_seconds()
-    return await probing.probe(probe.type, targets, probe.port, probe.path, timeout)
-
-
-async def resolve(
-    topology: ClusterTopology | None, domain: str, server: Callable[[], resolving.Server]
-) -> Resolution | None:
-    """Look up the name a DNS strategy polls; None for the other strategies."""
-    if topology is None or topology.spec.strategy not in ("KubernetesDNS", "DNSPoll"):
-        return None
-    spec = topology.spec
-    name = discovery.dns_name(spec, topology.metadata.namespace, domain)
-    timeout = min(2.0, durations.parse(spec.polling_interval).total_seconds())
-    started = time.perf_counter()
     try:
-        addresses = await resolving.resolve_a(name, server(), timeout)
-    except DNSError as error:
-        return Resolution(name, error=error.reason, message=str(error))
-    finally:
-        metrics.DISCOVERY_SECONDS.labels(strategy=spec.strategy).observe(time.perf_counter() - started)
-    return Resolution(name, tuple(addresses))
-
-
-WATCHED_BY_STRATEGY: dict[str, list[permissions.Check]] = {
-    "KubernetesAPI": [
-        (group, resource, verb)
-        for group, resource in (("discovery.k8s.io", "endpointslices"), ("", "pods"), ("", "services"))
-        for verb in ("list", "watch")
-    ],
-    "KubernetesDNS": [("", "services", "list"), ("", "services", "watch")],
-}
-
-
-async def refused(
-    topology: ClusterTopology | None, checker: permissions.Permissions | None
-) -> tuple[str, ...]:
-    """What RBAC refuses of the watches the topology's strategy relies on."""
-    if topology is None or checker is None:
-        return ()
-    checks = WATCHED_BY_STRATEGY.get(topology.spec.strategy, [])
-    return tuple(await checker.denied(topology.metadata.namespace, checks)) if checks else ()
+        return ClusterTopology.from_api(body) if body else None
+    except SpecError:
+        return None

@@ -9,10 +9,16 @@ It resolves; what the addresses mean is ``core.discovery``'s business.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dnslib
 
+from conclave.adapters import metrics
+from conclave.api import ClusterTopology, durations
+from conclave.core import discovery
+from conclave.core.facts import Resolution
 from conclave.errors import DNSError
 
 Server = tuple[str, int]
@@ -113,3 +119,22 @@ def parse_server(text: str) -> Server:
     """``10.96.0.10`` or ``127.0.0.1:5353`` → (host, port)."""
     host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "53")
     return host, int(port)
+
+
+async def resolve_topology(
+    topology: ClusterTopology | None, domain: str, server: Callable[[], Server]
+) -> Resolution | None:
+    """Look up the name a DNS strategy polls; None for the other strategies."""
+    if topology is None or topology.spec.strategy not in ("KubernetesDNS", "DNSPoll"):
+        return None
+    spec = topology.spec
+    name = discovery.dns_name(spec, topology.metadata.namespace, domain)
+    timeout = min(2.0, durations.parse(spec.polling_interval).total_seconds())
+    started = time.perf_counter()
+    try:
+        addresses = await resolve_a(name, server(), timeout)
+    except DNSError as error:
+        return Resolution(name, error=error.reason, message=str(error))
+    finally:
+        metrics.DISCOVERY_SECONDS.labels(strategy=spec.strategy).observe(time.perf_counter() - started)
+    return Resolution(name, tuple(addresses))

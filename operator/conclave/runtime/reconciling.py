@@ -1,25 +1,30 @@
-"""One supervisor iteration: observe (from the cache) → plan (pure) → apply.
+"""One supervisor iteration: observe (the cache, probes, DNS, RBAC) → plan (pure) → apply.
 
 Every decision is recomputed from what the API shows, so a restart or a missed event
-loses nothing. Between iterations only three things are remembered, each safe to lose:
-the previous iteration's write failures (the next plan turns them into a condition), the
-partition debounce (re-seeded from status) and each singleton's clock readings (a lost
-one makes a pending grant wait its full lease duration afresh).
+loses nothing. Between iterations only the topology's ``Remembered`` record is kept, and
+it is saved at one moment, after the plan is applied: for each object, what the plan
+decided if its writes took effect, else what was remembered before (a revocation that was
+never written must not start a lease wait; a verdict whose status was not published must
+still be announced).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-from conclave.act.applying import Applier
+from conclave.act.applying import Applied, Applier
 from conclave.adapters import metrics
 from conclave.adapters.cache import Cache
-from conclave.core import ownership, planning
+from conclave.core import planning
+from conclave.core.facts import Moment
 from conclave.core.keys import Key
-from conclave.core.partitions import Debounced
-from conclave.observe import permissions, reading, resolving
+from conclave.core.memory import Remembered
+from conclave.core.plans import Plan
+from conclave.errors import ConflictError
+from conclave.observe import permissions, probing, reading, resolving
 from conclave.runtime.supervising import Outcome
 
 FAILURE_RETRY_SECONDS = 5.0
@@ -30,12 +35,14 @@ class Reconciler:
         self,
         cache: Cache,
         applier: Applier,
+        *,
         clock: Callable[[], float],
         resync_seconds: float,
         cluster_domain: str = "cluster.local",
         nameserver: resolving.Server | None = None,
         checker: permissions.Permissions | None = None,
     ) -> None:
+        """``clock`` is the wall clock (seconds since the epoch), for what is published."""
         self.cache = cache
         self.applier = applier
         self.clock = clock
@@ -43,53 +50,44 @@ class Reconciler:
         self.cluster_domain = cluster_domain
         self.nameserver = nameserver
         self.checker = checker
-        self._failures: dict[Key, tuple[str, ...]] = {}
-        self._partition_memory: dict[Key, Debounced] = {}
-        self._singleton_memory: dict[Key, Mapping[str, ownership.Memory]] = {}
+        self._memory: dict[Key, Remembered] = {}
         self._group_series: dict[Key, frozenset[tuple[str, str, str]]] = {}
 
     async def __call__(self, key: Key) -> Outcome:
+        """Raises ConflictError, after saving what took effect, when an object must be
+        planned again at once."""
         topology = reading.topology_of(self.cache, key)
         probed, resolution, refused = await asyncio.gather(  # independent lookups, each with its timeout
-            reading.probe_members(topology),
-            reading.resolve(topology, self.cluster_domain, self._nameserver),
-            reading.refused(topology, self.checker),
+            probing.probe_members(topology),
+            resolving.resolve_topology(topology, self.cluster_domain, self._nameserver),
+            permissions.refused(topology, self.checker),
         )
+        remembered = self._memory.get(key, Remembered())
         observation = reading.observe(
             self.cache,
             key,
-            self.clock(),
-            self.cluster_domain,
-            self._failures.get(key, ()),
-            probed,
-            self._partition_memory.get(key),
-            resolution,
-            refused,
-            time.monotonic(),
-            self._singleton_memory.get(key),
+            moment=Moment(datetime.datetime.fromtimestamp(self.clock(), datetime.UTC), time.monotonic()),
+            cluster_domain=self.cluster_domain,
+            lookups=reading.Lookups(probed, resolution, refused),
+            memory=remembered,
         )
         plan = planning.plan(observation)
-        if plan.partition_memory is not None:
-            self._partition_memory[key] = plan.partition_memory
-        failures = await self.applier.apply(plan)
-        applied = time.monotonic()  # a revocation this plan wrote is committed by now
-        self._singleton_memory[key] = {uid: m.stamped(applied) for uid, m in plan.singleton_memory.items()}
-        series = metrics.group_series(plan.metrics)
+        applied = await self.applier.apply(plan)
+        self._memory[key] = _remember(remembered, plan, applied, time.monotonic())
+        series = metrics.group_series(sample for item in plan.objects for sample in item.metrics)
         metrics.forget_groups(self._group_series.get(key, frozenset()) - series)
         self._group_series[key] = series
-        if failures:
-            self._failures[key] = tuple(f"{f.target.kind} {f.target.name}: {f.error}" for f in failures)
-        else:
-            self._failures.pop(key, None)
-        if observation.topology is None:
+        if applied.conflicted:
+            names = ", ".join(f"{ref.kind} {ref.name}" for ref in applied.conflicted)
+            raise ConflictError(409, "Conflict", f"{names} changed since read")
+        exists = observation.topology is not None or observation.topology_invalid is not None
+        if not exists:
             metrics.forget_topology(key.namespace, key.topology)
-            self._partition_memory.pop(key, None)
-            if not observation.process_groups and not observation.singletons:
-                self._singleton_memory.pop(key, None)
-                self._failures.pop(key, None)
+            if not observation.process_groups and not observation.singletons and not observation.invalid:
+                self._memory.pop(key, None)
                 self._group_series.pop(key, None)
                 return Outcome(finished=True)
-        retry = FAILURE_RETRY_SECONDS if failures else self.resync_seconds
+        retry = FAILURE_RETRY_SECONDS if applied.failures else self.resync_seconds
         return Outcome(requeue_after=min(plan.requeue_after or retry, retry))
 
     def _nameserver(self) -> resolving.Server:
@@ -97,3 +95,23 @@ class Reconciler:
         if self.nameserver is None:
             self.nameserver = resolving.system_nameserver()
         return self.nameserver
+
+
+def _remember(previous: Remembered, plan: Plan, applied: Applied, now: float) -> Remembered:
+    """What to remember: per object, what its writes made true.
+
+    ``now`` stamps revocations written in this iteration: they are committed by now.
+    """
+    published_uids = {ref.uid for ref in applied.published}
+    written_uids = {ref.uid for ref in applied.written}
+    topology = next((item.target for item in plan.objects if item.target.kind == "ClusterTopology"), None)
+    partition = plan.memory.partition
+    if topology is not None and topology.uid not in published_uids:
+        partition = previous.partition
+    singletons = {
+        uid: memory.stamped(now) if uid in written_uids else previous.singletons[uid]
+        for uid, memory in plan.memory.singletons.items()
+        if uid in written_uids or uid in previous.singletons
+    }
+    failures = tuple(f"{f.target.kind} {f.target.name}: {f.error}" for f in applied.failures)
+    return Remembered(partition, singletons, failures)

@@ -1,0 +1,44 @@
+"""What one operator process remembers of a topology between iterations.
+
+Everything here is safe to lose: after a restart the partition debounce is re-seeded from
+status, a pending singleton grant waits its full lease duration afresh, and write failures
+are found again by the next write. It is one record per topology, handed in with the
+observation, handed back by the plan, and saved by the reconciler at one moment: after
+the plan is applied, keeping for each object what its writes made true.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from conclave.core.partitions import Debounced
+
+
+@dataclasses.dataclass(frozen=True)
+class SingletonMemory:
+    """One singleton's readings of the operator's monotonic clock."""
+
+    ineligible_since: float | None = None
+    """When the current (or last) owner was first seen unable to keep the singleton."""
+    revoked_epoch: int | None = None
+    revoked_seen_at: float | None = None
+    """When the revocation of ``revoked_epoch`` was seen committed; None right after this
+    process wrote it: the reconciler stamps it once the write has returned."""
+
+    def stamped(self, clock: float) -> SingletonMemory:
+        if self.revoked_epoch is not None and self.revoked_seen_at is None:
+            return dataclasses.replace(self, revoked_seen_at=clock)
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class Remembered:
+    """A topology's remembered state."""
+
+    partition: Debounced | None = None
+    """The partition debounce; None after a restart (then re-seeded from status)."""
+    singletons: Mapping[str, SingletonMemory] = dataclasses.field(default_factory=dict)
+    """Each singleton's memory, by uid."""
+    write_failures: tuple[str, ...] = ()
+    """What the previous iteration failed to write, to be surfaced as a condition."""
