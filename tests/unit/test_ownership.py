@@ -446,3 +446,28 @@ def test_long_names_still_make_valid_annotation_keys() -> None:
     assert len(key.split("/", 1)[1]) <= 63
     assert pod_annotation(name) != pod_annotation("a" * 252)
     assert pod_annotation("jobs") == "conclave.dev/singleton.jobs"
+
+
+def test_a_failover_whose_status_was_not_published_is_timed_when_it_is() -> None:
+    """The Lease was granted but the status write failed: the next plan keeps the owner,
+    and times the failover then, instead of losing it."""
+    world = World(SingletonSpec.model_validate({"topology": "chat", "leaseDuration": "10s"}))
+    world.step()
+    assert world.status.owner_pod is not None
+    del world.pods[world.status.owner_pod]
+    granted = world.decide()
+    assert granted.write is not None
+    world.apply(granted.write)
+    world.memory = granted.memory.stamped(world.clock)  # the status write failed: status unchanged
+    world.clock += 2.0
+    again = ownership.plan(
+        SingletonFacts("s", "prod/s", world.spec, world.status, world.lease),
+        owner=ObjectRef("Singleton", "prod", "s", "uid-s"),
+        context=Context(world.candidates(), world.cache, world.verdict, world.clock),
+        memory=world.memory,
+        now=NOW,
+        labels={},
+    )
+    assert [e.reason for e in again.events] == ["OwnerGranted"]
+    assert [m.value for m in again.metrics if m.metric == "conclave_singleton_failover_seconds"] == [2.0]
+    assert again.memory.failover_since is not None  # until this status is published

@@ -160,7 +160,8 @@ class Decision:
     wait: float | None = None
     """Seconds until a pending grant may happen (look again then)."""
     failover_since: float | None = None
-    """For a grant that replaces an owner: when that owner was first seen unable to keep it."""
+    """For a grant that replaced an owner (now, or in an iteration whose status was not
+    published): when that owner was first seen unable to keep it."""
 
 
 def duration_seconds(spec: SingletonSpec) -> int:
@@ -277,6 +278,7 @@ def _act(rule: Rule, facts: _Facts, context: Context, memory: SingletonMemory) -
         assert name is not None
         candidate = context.candidates[name]
         holder = Holder(name, candidate.pod, candidate.pod_uid)
+        failover = None if facts.state == "Unclaimed" else facts.since
         message = f"Owned by {name}{_pod(holder)} at epoch {epoch + 1}"
         return Decision(
             write=LeaseWrite(holder, epoch + 1, reason, facts.grant_duration),
@@ -285,17 +287,17 @@ def _act(rule: Rule, facts: _Facts, context: Context, memory: SingletonMemory) -
             phase="Placed",
             condition=Wanted(PLACED, True, reason, message),
             reason=reason,
-            memory=SingletonMemory(),
-            failover_since=None if facts.state == "Unclaimed" else facts.since,
+            memory=SingletonMemory(failover_since=failover),
+            failover_since=failover,
         )
     if rule.then is Action.KEEP:
         assert facts.holder is not None
         assert facts.prior is not None
         kept = Holder(facts.holder, facts.prior.pod, facts.prior.pod_uid)
         message = f"Owned by {facts.holder}{_pod(kept)} at epoch {epoch}"
-        return Decision(
-            None, kept, epoch, "Placed", Wanted(PLACED, True, reason, message), reason, SingletonMemory()
-        )
+        condition = Wanted(PLACED, True, reason, message)
+        pending = SingletonMemory(failover_since=memory.failover_since)  # until its grant is published
+        return Decision(None, kept, epoch, "Placed", condition, reason, pending, None, memory.failover_since)
     since = None if facts.state == "Unclaimed" else facts.since
     write = LeaseWrite(None, epoch, reason, facts.duration) if rule.then is Action.REVOKE else None
     prior = facts.prior or UNKNOWN_OWNER

@@ -25,6 +25,9 @@ class SingletonMemory:
     revoked_seen_at: float | None = None
     """When the revocation of ``revoked_epoch`` was seen committed; None right after this
     process wrote it: the reconciler stamps it once the write has returned."""
+    failover_since: float | None = None
+    """For a grant that replaced an owner and whose status is not published yet: when that
+    owner was first seen unable to keep it (the failover is timed when the status is)."""
 
     def stamped(self, clock: float) -> SingletonMemory:
         if self.revoked_epoch is not None and self.revoked_seen_at is None:

@@ -78,6 +78,10 @@ def plan(
         since=status.since if same and status.since else times.whole_seconds(now),
     )
     events, samples = _transitions(owner, status, decision, context.clock, labels)
+    remembered = decision.memory
+    published = holder is not None and (holder.name, decision.epoch) == (status.owner, status.epoch)
+    if published and remembered.failover_since is not None:  # its failover was timed already
+        remembered = dataclasses.replace(remembered, failover_since=None)
     lease_object = None
     if decision.write is not None:
         lease_object = _lease_object(owner, lease, decision.write, now)
@@ -88,7 +92,7 @@ def plan(
         samples,
         lease_object,
         _annotations(name, spec.pod_annotation, holder, decision.epoch, context.pods),
-        decision.memory,
+        remembered,
         decision.wait,
     )
 
