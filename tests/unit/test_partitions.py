@@ -193,3 +193,135 @@ def test_events_follow_the_published_verdict_only() -> None:
     ]
     healed = step(cluster("abcde"), step(cluster("abcde"), declared.memory, 7).memory, 12)
     assert [e.reason for e in healed.events] == ["PartitionHealed"]
+
+
+def crashed(views: dict[str, frozenset[str] | None], *members: str) -> dict[str, frozenset[str] | None]:
+    """``members`` crashed: their views are gone, and nobody sees them any more."""
+    return {
+        name: None if name in members else (view or frozenset()) - set(members)
+        for name, view in views.items()
+    }
+
+
+REFUSED = "ConnectionRefused"
+
+
+def test_a_crashed_member_is_down_not_a_component_and_the_rest_is_healthy() -> None:
+    views = crashed(cluster("abcde"), "e")
+    assert partitions.verdict(views, ADDRESSES, down={"e": REFUSED}) == Verdict(
+        "Healthy", (("a", "b", "c", "d"),), ("a", "b", "c", "d"), (), (("e", REFUSED),)
+    )
+
+
+def test_without_knowing_it_was_refused_the_same_crash_looks_like_a_split() -> None:
+    """A timed-out member cannot be told from a cut one: this is why only refusals are down."""
+    assert partitions.verdict(crashed(cluster("abcde"), "e"), ADDRESSES).state == "Partitioned"
+
+
+def test_the_majority_is_counted_against_every_member_down_ones_included() -> None:
+    views = crashed(cluster("abcde"), "c", "d", "e")
+    result = partitions.verdict(views, ADDRESSES, down=dict.fromkeys("cde", REFUSED))
+    assert (result.state, result.components, result.majority) == ("Healthy", (("a", "b"),), ())
+
+
+def test_a_split_among_the_members_that_are_up_is_still_a_split() -> None:
+    views = crashed(cluster("abc", "def"), "f")
+    result = partitions.verdict(views, ADDRESSES, down={"f": "NotRegistered"})
+    assert (result.state, result.components, result.majority, result.down) == (
+        "Partitioned",
+        (("a", "b", "c"), ("d", "e")),
+        (),  # 3 of 6: no strict majority
+        (("f", "NotRegistered"),),
+    )
+
+
+def test_a_split_whose_other_side_left_is_no_split() -> None:
+    split = partitions.verdict(cluster("abc", "de"), ADDRESSES)
+    assert partitions.restrict(split, ["a", "b", "c"], ADDRESSES, "None") == Verdict(
+        "Healthy", (("a", "b", "c"),), ("a", "b", "c")
+    )
+
+
+@given(
+    sides=st.lists(st.text("abcdefg", min_size=1, max_size=4), min_size=1, max_size=3),
+    down=st.sets(st.sampled_from(NAMES)),
+    left=st.sets(st.sampled_from(NAMES)),
+)
+def test_a_verdict_never_names_a_member_that_left_and_never_a_down_one_as_a_component(
+    sides: list[str], down: set[str], left: set[str]
+) -> None:
+    views = cluster(*sides)
+    refused = {member: REFUSED for member in down if member in views}
+    result = partitions.verdict(crashed(views, *refused), ADDRESSES, down=refused)
+    assert not {m for part in result.components for m in part} & set(refused)
+    remaining = sorted(set(views) - left)
+    restricted = partitions.restrict(result, remaining, ADDRESSES, "None")
+    named = {m for part in restricted.components for m in part} | set(restricted.majority)
+    named |= {m for link in restricted.missing_links for m in link} | {m for m, _ in restricted.down}
+    assert named <= set(remaining)
+    if restricted.majority:
+        assert len(restricted.majority) * 2 > len(remaining)
+
+
+def planner(**partition: str) -> Any:
+    topology = ClusterTopology.from_api(
+        {
+            "metadata": {"name": "chat", "namespace": "prod"},
+            "spec": {
+                "strategy": "Static",
+                "hosts": list("abcde"),
+                "probe": {"type": "http", "port": 4000},
+                "partition": {"stableAfter": "5s", **partition},
+            },
+        }
+    )
+    owner = ObjectRef("ClusterTopology", "prod", "chat", "uid")
+
+    def step(
+        members: str, views: dict[str, frozenset[str] | None], memory: Any, seconds: float, down: str = ""
+    ) -> Any:
+        now = T0 + datetime.timedelta(seconds=seconds)
+        counting = [Member(name=name, ip=ADDRESSES.get(name)) for name in members]
+        probed = {
+            name: Probed(None, REFUSED) if name in down else Probed(view)
+            for name, view in views.items()
+            if name in members
+        }
+        return partitioning.plan(
+            topology, owner=owner, counting=counting, views=probed, memory=memory, now=now
+        )
+
+    return step
+
+
+def test_a_crash_is_member_down_never_partition_detected() -> None:
+    step = planner()
+    first = step("abcde", cluster("abcde"), None, 0)
+    pending = step("abcde", crashed(cluster("abcde"), "e"), first.memory, 1, down="e")
+    assert pending.events == []  # debounced like any verdict
+    declared = step("abcde", crashed(cluster("abcde"), "e"), pending.memory, 6, down="e")
+    assert [(e.type, e.reason) for e in declared.events] == [("Warning", "MemberDown")]
+    assert [(w.type, w.status, w.reason) for w in declared.conditions] == [
+        ("Partitioned", False, "MembersDown"),
+        ("Quorum", True, "MajorityReachable"),
+    ]
+    assert [(d.name, d.reason) for d in declared.status.down] == [("e", REFUSED)]
+    assert declared.status.components == [["a", "b", "c", "d"]]
+    gauges = {m.metric: m.value for m in declared.metrics}
+    assert (gauges["conclave_topology_partitioned"], gauges["conclave_topology_members_down"]) == (0.0, 1.0)
+    back = step("abcde", cluster("abcde"), step("abcde", cluster("abcde"), declared.memory, 7).memory, 12)
+    assert [(e.type, e.reason) for e in back.events] == [("Normal", "MemberRecovered")]
+
+
+def test_a_member_deleted_during_a_split_leaves_every_part_of_the_status_at_once() -> None:
+    step = planner()
+    first = step("abcde", cluster("abcde"), None, 0)
+    split = step(
+        "abcde", cluster("abc", "de"), step("abcde", cluster("abc", "de"), first.memory, 1).memory, 6
+    )
+    assert split.status.state == "Partitioned"
+    left = step("abcd", cluster("abc", "d"), split.memory, 7)  # e's pod is gone; d's view unchanged
+    named = {m for part in left.status.components for m in part} | set(left.status.majority)
+    named |= {m for link in left.status.missing_links for m in link} | {v.member for v in left.status.views}
+    assert "e" not in named
+    assert left.status.components == [["a", "b", "c"], ["d"]]  # the split among those who remain holds

@@ -91,3 +91,16 @@ def test_an_owner_that_is_not_ready_terminating_or_gone_must_move() -> None:
         eligible(plain, [candidate("a", terminating=True), candidate("b", ready=False)], UNKNOWN).members
         == ()
     )
+
+
+def test_an_owner_that_is_down_moves_under_every_policy() -> None:
+    down = Candidate("a", "pod-a", "uid-a", {}, True, down=True)
+    healthy = Verdict("Healthy", (("b", "c"),), ("b", "c"), (), (("a", "ConnectionRefused"),))
+    for policy in ("Fence", "Continue"):
+        assert keep_reason(spec(partitionPolicy=policy), down, healthy) == "MemberDown"
+        assert eligible(spec(partitionPolicy=policy), [down, candidate("b")], healthy).members == ("b",)
+
+
+def test_a_fence_owner_on_the_majority_side_of_a_crash_stays() -> None:
+    healthy = Verdict("Healthy", (("a", "b"),), ("a", "b"), (), (("c", "ConnectionRefused"),))
+    assert keep_reason(spec(partitionPolicy="Fence"), candidate("a"), healthy) is None

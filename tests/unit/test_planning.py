@@ -105,6 +105,7 @@ def test_a_static_topology_publishes_its_hosts_as_ready_members() -> None:
             "components": [],
             "majority": [],
             "missingLinks": [],
+            "down": [],
             "since": "2026-11-25T12:00:00Z",
             "views": [
                 {"member": "chat@10.0.0.1", "known": False},

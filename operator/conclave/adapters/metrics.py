@@ -76,6 +76,12 @@ TOPOLOGY_QUORUM = Gauge(
     ["namespace", "topology"],
     registry=REGISTRY,
 )
+TOPOLOGY_MEMBERS_DOWN = Gauge(
+    "conclave_topology_members_down",
+    "Members whose probe was actively refused in the published verdict: crashed, not cut off.",
+    ["namespace", "topology"],
+    registry=REGISTRY,
+)
 PROCESS_GROUP_MEMBERS = Gauge(
     "conclave_process_group_members",
     "Members of a process group (its scope and group, as in :pg).",
@@ -158,6 +164,7 @@ BY_NAME: dict[str, Gauge | Counter | Histogram] = {
     "conclave_topology_partitioned": TOPOLOGY_PARTITIONED,
     "conclave_topology_components": TOPOLOGY_COMPONENTS,
     "conclave_topology_quorum": TOPOLOGY_QUORUM,
+    "conclave_topology_members_down": TOPOLOGY_MEMBERS_DOWN,
     "conclave_process_group_members": PROCESS_GROUP_MEMBERS,
     "conclave_process_group_min_members": PROCESS_GROUP_MIN_MEMBERS,
     "conclave_process_group_changes": PROCESS_GROUP_CHANGES,
@@ -198,6 +205,7 @@ def forget_topology(namespace: str, topology: str) -> None:
         TOPOLOGY_PARTITIONED,
         TOPOLOGY_COMPONENTS,
         TOPOLOGY_QUORUM,
+        TOPOLOGY_MEMBERS_DOWN,
         SINGLETONS,
         SINGLETON_PLACED,
         SINGLETON_FAILOVER_SECONDS,

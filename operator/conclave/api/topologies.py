@@ -144,13 +144,23 @@ class MemberView(Model):
     reason: str | None = Field(default=None, max_length=1024, description="Why its view is unknown.")
 
 
+class DownMember(Model):
+    name: str = Field(max_length=MAX_NAME, description="The member's node name.")
+    reason: str = Field(
+        max_length=64,
+        description="How its probe was refused: ConnectionRefused (nothing listens at the port), "
+        "NotRegistered (EPMD answers that the node is not registered).",
+    )
+    since: Timestamp | None = Field(default=None, description="When it was first published as down.")
+
+
 NodeList = Annotated[list[Name], Field(max_length=MAX_LIST)]
 Link = Annotated[list[Name], Field(min_length=2, max_length=2)]
 
 
 class PartitionStatus(Model):
     state: Literal["Healthy", "Partitioned", "Degraded", "Unknown"] = Field(
-        default="Unknown", description="The published (debounced) verdict."
+        default="Unknown", description="The published (debounced) verdict, among the members that are up."
     )
     components: list[NodeList] = Field(
         default_factory=list, max_length=MAX_LIST, description="The connected components, largest first."
@@ -164,6 +174,12 @@ class PartitionStatus(Model):
         default_factory=list,
         max_length=MAX_LIST,
         description="Pairs of members that do not see each other inside one component.",
+    )
+    down: list[DownMember] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="Members whose probe was actively refused: crashed, not cut off. They are no "
+        "component and never make the cluster Partitioned; the majority is still counted against them.",
     )
     since: Timestamp | None = Field(default=None, description="When this verdict was published.")
     views: list[MemberView] = Field(

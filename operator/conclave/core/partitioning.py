@@ -14,11 +14,11 @@ import datetime
 from collections.abc import Mapping, Sequence
 
 from conclave.api import ClusterTopology, Member, durations, times
-from conclave.api.topologies import MemberView, PartitionStatus
+from conclave.api.topologies import DownMember, MemberView, PartitionStatus
 from conclave.core import partitions
 from conclave.core.conditions import Wanted
 from conclave.core.facts import Probed
-from conclave.core.partitions import Debounced, Verdict
+from conclave.core.partitions import Debounced, TieBreaker, Verdict
 from conclave.core.plans import EventIntent, MetricSample, ObjectRef
 
 PARTITIONED = "Partitioned"
@@ -42,8 +42,25 @@ def _from_status(status: PartitionStatus | None, now: datetime.datetime) -> Debo
         tuple(tuple(part) for part in status.components),
         tuple(status.majority),
         tuple((link[0], link[1]) for link in status.missing_links),
+        tuple((member.name, member.reason) for member in status.down),
     )
     return Debounced(verdict, status.since or now)
+
+
+def _restricted(
+    memory: Debounced | None, members: Sequence[str], addresses: Mapping[str, str], tie: TieBreaker
+) -> Debounced | None:
+    """The debounce without members that have left: they vanish from status at once, and
+    ``stableAfter`` goes on judging the members that remain."""
+    if memory is None:
+        return None
+    candidate = memory.candidate
+    return Debounced(
+        partitions.restrict(memory.published, members, addresses, tie),
+        memory.published_since,
+        partitions.restrict(candidate, members, addresses, tie) if candidate is not None else None,
+        memory.candidate_since,
+    )
 
 
 def _describe(verdict: Verdict) -> str:
@@ -65,19 +82,30 @@ def plan(
     members = [member.name for member in counting]
     addresses = {member.name: member.ip for member in counting if member.ip}
     seen = {name: views[name].connected if name in views else None for name in members}
+    down = {
+        name: reason
+        for name in members
+        if (reason := views[name].reason if name in views else None) in partitions.DOWN_REASONS
+    }
+    tie = spec.partition.tie_breaker
     if spec.probe.type == "http":
-        observed = partitions.verdict(seen, addresses, spec.partition.tie_breaker)
+        observed = partitions.verdict(seen, addresses, tie, down)
     else:
-        observed = Verdict("Unknown")
-    previous = memory or _from_status(status.partition, now)
+        observed = Verdict("Unknown", down=tuple(sorted(down.items())))
+    previous = _restricted(memory or _from_status(status.partition, now), members, addresses, tie)
     stable = durations.parse(spec.partition.stable_after)
     current = partitions.debounce(previous, observed, now, stable)
     published = current.published
+    was_down = {entry.name: entry.since for entry in (status.partition.down if status.partition else [])}
     decided = PartitionStatus(
         state=published.state,
         components=[list(part) for part in published.components],
         majority=list(published.majority),
         missing_links=[list(link) for link in published.missing_links],
+        down=[
+            DownMember(name=name, reason=reason, since=was_down.get(name) or times.whole_seconds(now))
+            for name, reason in published.down
+        ],
         since=times.whole_seconds(current.published_since),
         views=[
             MemberView(
@@ -99,6 +127,7 @@ def plan(
         ),
         MetricSample("conclave_topology_components", labels, float(len(published.components))),
         MetricSample("conclave_topology_quorum", labels, 1.0 if published.majority else 0.0),
+        MetricSample("conclave_topology_members_down", labels, float(len(published.down))),
     ]
     return PartitionPlan(decided, wanted, events, samples, current)
 
@@ -114,6 +143,9 @@ def _partitioned(verdict: Verdict, probe: str) -> Wanted:
             "PartialPartition",
             f"Members connected only indirectly; missing links: {links}",
         )
+    if verdict.state == "Healthy" and verdict.down:
+        message = f"Every member that is up sees every other; down (crashed, not cut off): {_down(verdict)}"
+        return Wanted(PARTITIONED, False, "MembersDown", message)
     if verdict.state == "Healthy":
         return Wanted(PARTITIONED, False, "FullyConnected", "Every member sees every other member")
     if probe != "http":
@@ -131,12 +163,33 @@ def _quorum(verdict: Verdict) -> Wanted:
     )
 
 
+def _down(verdict: Verdict) -> str:
+    return ", ".join(f"{member} ({reason})" for member, reason in verdict.down)
+
+
 def _transitions(owner: ObjectRef, before: Verdict | None, after: Verdict) -> list[EventIntent]:
-    """Events only when the published verdict changes, never per probe."""
+    """Events only when the published verdict changes, never per probe. A member that
+    leaves the topology while down leaves without MemberRecovered (``before`` is restricted
+    to the members there are)."""
     if before is None or before == after:
         return []
     split = ("Partitioned", "Degraded")
-    events = []
+    was, now = dict(before.down), dict(after.down)
+    events = [
+        EventIntent(
+            owner,
+            "Warning",
+            "MemberDown",
+            "Probe",
+            f"Member {member} is down ({now[member]}): its host answered and its node did not; "
+            "crashed, not cut off",
+        )
+        for member in sorted(now.keys() - was.keys())
+    ]
+    events += [
+        EventIntent(owner, "Normal", "MemberRecovered", "Probe", f"Member {member} is up again")
+        for member in sorted(was.keys() - now.keys())
+    ]
     if after.state in split and before.state not in split:
         events.append(
             EventIntent(owner, "Warning", "PartitionDetected", "Probe", f"Cluster split: {_describe(after)}")

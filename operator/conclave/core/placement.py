@@ -44,17 +44,23 @@ class Candidate:
     ready: bool
     """Ready and not terminating: a terminating pod is leaving, whatever its readiness."""
     terminating: bool = False
+    down: bool = False
+    """Its node refused the probe (crashed, not cut off): it can run nothing, under any policy."""
 
 
-def candidates(members: Iterable[Member], pods: Mapping[str, PodFacts]) -> dict[str, Candidate]:
+def candidates(
+    members: Iterable[Member], pods: Mapping[str, PodFacts], down: Iterable[str] = ()
+) -> dict[str, Candidate]:
     """Every member, by name; ready only if its pod is Ready right now (whatever
-    memberReadiness says: an owner must be serving) and not terminating.
+    memberReadiness says: an owner must be serving) and not terminating. ``down``: the
+    members the published partition verdict lists as down.
 
     A member is not ready either while the pod the watches show is not yet its own (no pod
     by that name yet, or a predecessor's at another IP): an owner is granted with its pod's
     uid, and under a wrong one it would look gone, and be replaced at once, while it runs.
     """
     found = {}
+    crashed = set(down)
     for member in members:
         pod = pods.get(member.pod) if member.pod else None
         serving = pod is not None and pod.ready and (member.ip is None or pod.ip == member.ip)
@@ -65,6 +71,7 @@ def candidates(members: Iterable[Member], pods: Mapping[str, PodFacts]) -> dict[
             labels=pod.labels if pod else {},
             ready=member.ready and (serving if member.pod else True),
             terminating=bool(pod and pod.deleting),
+            down=member.name in crashed,
         )
     return found
 
@@ -94,7 +101,9 @@ def eligible(spec: SingletonSpec, candidates: Sequence[Candidate], verdict: Verd
     Fence keeps grants on the majority side of a split; UniformQuorum grants only inside
     a known majority (a topology without member views never has one).
     """
-    ready = sorted(c.name for c in candidates if c.ready and not c.terminating and _pinned(spec, c))
+    ready = sorted(
+        c.name for c in candidates if c.ready and not c.terminating and not c.down and _pinned(spec, c)
+    )
     if not ready:
         if spec.distribution == "Pinned":
             return Eligibility((), False, "PinnedMemberUnavailable", "No ready member matches spec.pinTo")
@@ -121,12 +130,15 @@ def keep_reason(spec: SingletonSpec, holder: Candidate | None, verdict: Verdict)
     """Why the current holder must give the singleton up, or None while it may keep it.
 
     Continue keeps an owner on whichever side of a split it is; Fence revokes an owner
-    outside the majority, including when there is no majority at all.
+    outside the majority, including when there is no majority at all. An owner that is
+    down (its node refused the probe) is revoked under either.
     """
     if holder is None:
         return "Left"
     if holder.terminating:
         return "Terminating"
+    if holder.down:
+        return "MemberDown"  # under Continue too: a crashed node runs nothing
     if not holder.ready:
         return "NotReady"
     if not _pinned(spec, holder):

@@ -295,7 +295,8 @@ def _singletons_plan(observation: Observation, view: TopologyView | None) -> _Si
     objects, waits, memories = [], [], {}
     context = None
     if view is not None:
-        candidates = placement.candidates(view.published, observation.pods)
+        down = [member for member, _ in view.verdict.down]
+        candidates = placement.candidates(view.published, observation.pods, down)
         context = Context(candidates, observation.pods, view.verdict, observation.moment.monotonic)
     placed = 0
     for observed in observation.singletons:
