@@ -19,6 +19,11 @@ from conclave.core.plans import MetricSample
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = prometheus_client.CollectorRegistry(auto_describe=True)
+# A custom registry has none of the default collectors: without these, nothing shows the
+# operator's memory against its limit, its CPU, open files or garbage collections.
+prometheus_client.ProcessCollector(registry=REGISTRY)
+prometheus_client.PlatformCollector(registry=REGISTRY)
+prometheus_client.GCCollector(registry=REGISTRY)
 
 BUILD = Info("conclave_build", "The running operator's version.", registry=REGISTRY)
 BUILD.info({"version": __version__})
