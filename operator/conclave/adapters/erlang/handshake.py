@@ -41,6 +41,7 @@ DFLAG_MAP_TAG = 0x20000
 DFLAG_BIG_CREATION = 0x40000
 DFLAG_HANDSHAKE_23 = 0x1000000
 DFLAG_UNLINK_ID = 0x2000000
+DFLAG_MANDATORY_25_DIGEST = 0x4000000
 DFLAG_V4_NC = 0x04 << 32
 
 MANDATORY_OTP25 = (
@@ -58,9 +59,12 @@ MANDATORY_OTP25 = (
 )
 """What an OTP 25 node refuses to connect without (dist.hrl MANDATORY_DFLAGS_25)."""
 
-OUR_FLAGS = MANDATORY_OTP25 | DFLAG_SMALL_ATOM_TAGS | DFLAG_UNLINK_ID | DFLAG_V4_NC
-"""Mandatory for OTP 25, plus UNLINK_ID and V4_NC, mandatory from OTP 26. Not PUBLISHED
-(so hidden), no atom cache and no fragments (so every packet is 'p' + two plain terms)."""
+OUR_FLAGS = (
+    MANDATORY_OTP25 | DFLAG_MANDATORY_25_DIGEST | DFLAG_SMALL_ATOM_TAGS | DFLAG_UNLINK_ID | DFLAG_V4_NC
+)
+"""Mandatory for OTP 25 (and MANDATORY_25_DIGEST, which says so in one bit and which later
+releases require), plus UNLINK_ID and V4_NC, mandatory from OTP 26. Not PUBLISHED (so
+hidden), no atom cache and no fragments (so every packet is 'p' + two plain terms)."""
 
 REQUIRED_PEER_FLAGS = DFLAG_HANDSHAKE_23 | DFLAG_BIG_CREATION | DFLAG_UTF8_ATOMS | DFLAG_EXTENDED_REFERENCES
 
