@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import socket
 import struct
+import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conclave.adapters.erlang import epmd, errors, framing, handshake, terms
+from conclave.adapters.erlang import epmd, errors, framing, handshake, screening, terms
 
 NODE = "peer@10.0.0.5"
 COOKIE = handshake.Cookie("fuzz-cookie")
@@ -225,6 +227,41 @@ def test_an_oversized_length_prefix_fails_at_once_without_waiting_for_the_body()
 
     with pytest.raises(errors.ProtocolError, match="4294967295-byte packet"):
         asyncio.run(read())
+
+
+@given(erlang_values)
+def test_every_term_erlang_py_encodes_passes_the_screen_and_round_trips(value: Any) -> None:
+    encoded = terms.encode(value)
+    assert terms.encode(terms.decode(encoded)) == encoded
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"\x83o" + struct.pack(">I", 300_000) + b"\x00" + b"\x01" * 300_000, "integer of 300000 bytes"),
+        (b"\x83n\x41\x00" + b"\x01" * 0x41, "integer of 65 bytes"),
+        (b"\x83P" + struct.pack(">I", 5_000_005) + zlib.compress(b"m" + bytes(5_000_004)), "tag 80"),
+        (b"\x83l" + struct.pack(">I", 2**32 - 1) + b"j", "past the end"),
+        (b"\x83R\x01", "tag 82"),
+    ],
+    ids=[
+        "a 300 kB integer (quadratic in erlang-py) is refused before decoding",
+        "an integer just over the bound is refused",
+        "a compressed term is refused before it is inflated",
+        "a list longer than its bytes is refused",
+        "an atom cache reference we never negotiated is refused",
+    ],
+)
+def test_the_screen_refuses_what_erlang_py_would_choke_on(data: bytes, problem: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(terms.TermError, match=problem):
+        terms.decode(data)
+    assert time.monotonic() - started < 0.1
+
+
+def test_the_largest_accepted_integer_decodes() -> None:
+    largest = 2 ** (8 * screening.MAX_BIG_BYTES) - 1
+    assert terms.decode(terms.encode(largest)) == largest
 
 
 def test_a_term_nested_past_pythons_recursion_limit_is_a_term_error() -> None:

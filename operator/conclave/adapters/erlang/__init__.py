@@ -6,7 +6,8 @@ hidden node, with the cluster's cookie.
         members = await client.call("chat@10.0.0.5", "10.0.0.5", "pg", "get_local_members",
                                     [erlang.atom("scope"), erlang.atom("group")], timeout=1.0)
 
-Layers inside: ``terms`` (erlang-py, the External Term Format) < ``epmd`` | ``handshake`` |
+Layers inside: ``screening`` (a linear-time check of term bytes) < ``terms`` (erlang-py,
+the External Term Format) < ``epmd`` | ``handshake`` |
 ``framing`` (the wire, parsers that raise only DistributionError) < ``connection`` (one
 socket, its reader, rex calls) < ``client`` (connections per node, timeouts). The errors'
 tree is in ``errors``. Must never: import kubernetes, decide anything, or log the cookie.

@@ -21,9 +21,10 @@ from conclave.adapters.erlang import errors, terms
 
 PASS_THROUGH = 112
 TICK = b"\x00\x00\x00\x00"
-MAX_PACKET = 32 * 1024 * 1024
-"""The largest packet accepted: far above any reply conclave asks for (a nodes() list, a
-process group's members); a larger length prefix is a broken or hostile peer."""
+MAX_PACKET = 4 * 1024 * 1024
+"""The largest packet accepted: far above any reply conclave asks for (a nodes() list; a
+process group of 100,000 members is 3 MB). A larger length prefix is a broken or hostile
+peer. Decoding is linear (terms.py): 4 MB of the densest term takes under a second here."""
 
 # Control message operations (erl_dist_protocol "control_message").
 REG_SEND = 6

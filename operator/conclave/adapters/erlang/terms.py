@@ -11,8 +11,10 @@ How terms look in Python (erlang-py 2.0's mapping, passed through unchanged):
   their ``OtpErlang*`` classes, compared by their encoding.
 
 To send an atom, pass ``atom("name")``. Decoding never raises anything but ``TermError``,
-whatever the bytes: erlang-py's own errors, its ``IndexError``/``struct.error`` on truncated
-input, bad UTF-8, and recursion on deep nesting all become ``TermError``.
+whatever the bytes: each term is first screened in linear time (``screening``: no
+compressed terms, no huge integers, every length within the data), then decoded by
+erlang-py, whose own errors, ``IndexError``/``struct.error`` on truncated input, bad UTF-8,
+and recursion on deep nesting all become ``TermError``.
 
 Must never: do I/O, or decode anything without catching every failure.
 """
@@ -24,6 +26,8 @@ from typing import Any
 
 import erlang  # type: ignore[import-untyped]
 
+from conclave.adapters.erlang import screening
+
 Atom: Any = erlang.OtpErlangAtom
 Pid: Any = erlang.OtpErlangPid
 Reference: Any = erlang.OtpErlangReference
@@ -32,8 +36,7 @@ Binary: Any = erlang.OtpErlangBinary
 VERSION_TAG = 131
 
 
-class TermError(ValueError):
-    """Bytes that are not a well-formed term in the External Term Format."""
+TermError = screening.TermError
 
 
 def atom(name: str) -> Any:
@@ -73,9 +76,9 @@ def decode_terms(data: bytes, at_most: int) -> list[Any]:
     least one and at most ``at_most``, filling ``data`` exactly.
 
     A distribution packet holds a control tuple and, for a send, the message after it;
-    erlang-py's public ``binary_to_term`` decodes one whole buffer only, so this walks its
-    positional decoder (``_binary_to_term``, unchanged across its 2.x releases). Raises
-    TermError for anything else.
+    erlang-py's public ``binary_to_term`` decodes one whole buffer only, so this calls its
+    positional decoder (``_binary_to_term``, unchanged across its 2.x releases) on each term
+    the screen passed. Raises TermError for anything else.
     """
     terms: list[Any] = []
     index = 0
@@ -85,7 +88,10 @@ def decode_terms(data: bytes, at_most: int) -> list[Any]:
                 raise TermError(f"{len(data) - index} bytes left after the last term")
             if index >= len(data) or data[index] != VERSION_TAG:
                 raise TermError("a term does not start with the version byte 131")
+            end = screening.screen(data, index + 1)
             index, term = erlang._binary_to_term(index + 1, data)
+            if index != end:
+                raise TermError("a term's encoding is inconsistent")
             terms.append(term)
     except TermError:
         raise
