@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conclave.api import Member, ProcessGroup
+from conclave.api import Member, ProcessGroup, ProcessGroupStatus
 from conclave.core import grouping
 from conclave.core.facts import GroupIdentity, PodFacts, Published
 from conclave.core.plans import ObjectRef
@@ -272,3 +272,43 @@ def test_leftovers_never_touch_the_current_name_nor_another_group_s_objects(
     assert all(o.group_uid == OWNER.uid for o in objects if (o.kind, o.name) in removed)
     assert {(o.kind, o.name) for o in objects if o.group_uid == OWNER.uid and o.name != service} <= removed
     assert {(o.kind, o.name) for o in objects if o.group_uid != OWNER.uid} <= kept
+
+
+def erlang_group(**spec: Any) -> ProcessGroup:
+    body = {
+        "metadata": {"name": "subscribers", "namespace": "prod"},
+        "spec": {
+            "topology": "chat",
+            "source": "Erlang",
+            "scope": "pubsub",
+            "group": '{subscribers, <<"orders">>}',
+            **spec,
+        },
+    }
+    return ProcessGroup.from_api(body)
+
+
+def test_source_erlang_counts_the_processes_pg_reports_per_node() -> None:
+    chosen, processes, unknown = grouping.local_members(
+        MEMBERS, {"chat@10.0.0.1": 2, "chat@10.0.0.2": 1, "chat@10.0.0.3": 0}
+    )
+    assert ([m.name for m in chosen], processes, unknown) == (
+        ["chat@10.0.0.1", "chat@10.0.0.2"],
+        {"chat@10.0.0.1": 2, "chat@10.0.0.2": 1},
+        [],
+    )
+    result = grouping.plan(erlang_group(), owner=OWNER, chosen=chosen, now=NOW, processes=processes)
+    assert (result.status.count, result.status.members_by_node) == (3, {"worker-a": 2, "worker-b": 1})
+    assert result.conditions[0].message == "3 processes on 2 nodes (minimum 1)"
+
+
+def test_source_erlang_empty_when_the_processes_are_gone_and_silent_nodes_are_named() -> None:
+    before = erlang_group().model_copy(
+        update={"status": ProcessGroupStatus(members=["chat@10.0.0.1"], count=3)}
+    )
+    chosen, processes, unknown = grouping.local_members(MEMBERS, {"chat@10.0.0.1": 0, "chat@10.0.0.2": None})
+    result = grouping.plan(before, owner=OWNER, chosen=chosen, now=NOW, processes=processes, unknown=unknown)
+    [populated] = result.conditions
+    assert (populated.status, populated.reason) == (False, "Empty")
+    assert populated.message.endswith("no answer from chat@10.0.0.2, chat@10.0.0.3")
+    assert [e.reason for e in result.events if e.type == "Warning"] == ["GroupEmpty"]

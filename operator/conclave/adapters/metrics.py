@@ -87,6 +87,20 @@ TOPOLOGY_MEMBERS_DOWN = Gauge(
     ["namespace", "topology"],
     registry=REGISTRY,
 )
+MESH_CONNECTS = Counter(
+    "conclave_mesh_connects",
+    "connect: Mesh: members asked to connect a peer they missed, by result (done: the node said true; "
+    "refused: it said false; error: the call failed).",
+    ["namespace", "topology", "result"],
+    registry=REGISTRY,
+)
+MESH_DISCONNECTS = Counter(
+    "conclave_mesh_disconnects",
+    "connect: Mesh: members asked to disconnect a node whose pod is gone, by result (done: it was "
+    "connected; refused: it was not; error: the call failed).",
+    ["namespace", "topology", "result"],
+    registry=REGISTRY,
+)
 PROCESS_GROUP_MEMBERS = Gauge(
     "conclave_process_group_members",
     "Members of a process group (its scope and group, as in :pg).",
@@ -217,3 +231,7 @@ def forget_topology(namespace: str, topology: str) -> None:
     ):
         with contextlib.suppress(KeyError):
             family.remove(namespace, topology)
+    for counter in (MESH_CONNECTS, MESH_DISCONNECTS):
+        for result in ("done", "refused", "error"):
+            with contextlib.suppress(KeyError):
+                counter.remove(namespace, topology, result)

@@ -40,11 +40,14 @@ ENDPOINT_SLICE = Kind("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices
 POD = Kind("Pod", "", "v1", "pods")
 CONFIG_MAP = Kind("ConfigMap", "", "v1", "configmaps")
 LEASE = Kind("Lease", "coordination.k8s.io", "v1", "leases")
+SECRET = Kind("Secret", "", "v1", "secrets")
 EVENT = Kind("Event", "events.k8s.io", "v1", "events")
 
 CONCLAVE = (TOPOLOGY, PROCESS_GROUP, SINGLETON)
 """conclave's own kinds, whose schemas the CRDs carry."""
-BY_NAME = {kind.name: kind for kind in (*CONCLAVE, SERVICE, ENDPOINT_SLICE, POD, CONFIG_MAP, LEASE, EVENT)}
+BY_NAME = {
+    kind.name: kind for kind in (*CONCLAVE, SERVICE, ENDPOINT_SLICE, POD, CONFIG_MAP, LEASE, SECRET, EVENT)
+}
 
 
 def of(name: str) -> Kind:

@@ -13,15 +13,36 @@ from conclave.api.times import Timestamp
 Strategy = Literal["KubernetesDNS", "KubernetesAPI", "DNSPoll", "Static"]
 
 
+class SecretKeyRef(Model):
+    """A key of a Secret in the topology's namespace."""
+
+    name: str = Field(min_length=1, max_length=MAX_NAME, description="The Secret's name.")
+    key: str = Field(min_length=1, max_length=MAX_NAME, description="The key whose value is used.")
+
+
 class ProbeSpec(Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.type == 'none' || has(self.port)",
-                    "message": "probe.port is required unless probe.type is none",
+                    "rule": "self.type in ['none', 'erlang'] || has(self.port)",
+                    "message": "probe.port is required for the http and tcp probes",
                     "fieldPath": ".port",
                     "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "self.type != 'erlang' || has(self.cookieSecretRef)",
+                    "message": "probe.cookieSecretRef is required for the erlang probe",
+                    "fieldPath": ".cookieSecretRef",
+                    "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "self.type == 'erlang' "
+                    "|| (!has(self.cookieSecretRef) && !has(self.distributionPort))",
+                    "message": "probe.cookieSecretRef and probe.distributionPort are only for the "
+                    "erlang probe",
+                    "fieldPath": ".type",
+                    "reason": "FieldValueForbidden",
                 },
                 {
                     "rule": "duration(self.timeout) < duration(self.interval)",
@@ -32,12 +53,27 @@ class ProbeSpec(Model):
         }
     )
 
-    type: Literal["http", "tcp", "none"] = Field(
+    type: Literal["http", "tcp", "erlang", "none"] = Field(
         default="none",
-        description="http: GET each member's own view of the cluster; tcp: only check the port opens; "
-        "none: no probing (partition state Unknown).",
+        description="http: GET each member's own view of the cluster; erlang: ask each node over "
+        "Erlang distribution, as a hidden node, for its erlang:nodes() (no app code); tcp: only check "
+        "the port opens; none: no probing (partition state Unknown).",
     )
-    port: int | None = Field(default=None, ge=1, le=65535, description="The member's port to probe.")
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="The member's port to probe (http, tcp)."
+    )
+    cookie_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="erlang: the Secret key holding the cluster's distribution cookie. Whoever can read "
+        "it can do anything a node can: see docs/erlang.md.",
+    )
+    distribution_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="erlang: the nodes' fixed distribution port, when they run without EPMD "
+        "(-start_epmd false -erl_epmd_port N); unset: ask EPMD on port 4369.",
+    )
     path: str = Field(
         default="/cluster", max_length=256, pattern=r"^/", description="The HTTP path of the member view."
     )
@@ -77,6 +113,12 @@ class ClusterTopologySpec(Model):
                     "message": "spec.hosts must list at least one node for the Static strategy",
                     "fieldPath": ".hosts",
                     "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "self.connect != 'Mesh' || self.probe.type == 'erlang'",
+                    "message": "spec.connect: Mesh needs probe.type erlang (conclave connects the nodes "
+                    "over Erlang distribution)",
+                    "fieldPath": ".connect",
                 },
             ]
         }
@@ -126,6 +168,12 @@ class ClusterTopologySpec(Model):
         default_factory=PartitionSpec,
         description="How a split is declared.",
         json_schema_extra={"default": PartitionSpec().model_dump(mode="json", by_alias=True)},
+    )
+    connect: Literal["None", "Mesh"] = Field(
+        default="None",
+        description="None: the app connects its nodes (libcluster); Mesh: conclave is the connector: it "
+        "asks each counting member to connect the ones it is missing, never connects a terminating pod's "
+        "node, and disconnects a node from every member once its pod is gone (needs probe.type erlang).",
     )
 
 

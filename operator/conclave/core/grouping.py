@@ -32,6 +32,8 @@ class GroupPlan:
     conditions: list[Wanted]
     events: list[EventIntent]
     metrics: list[MetricSample]
+    chosen: Sequence[Member] | None = None
+    """The members to publish (None: membership unknown, publish nothing)."""
 
 
 def members(group: ProcessGroup, counted: Sequence[Member], pods: Mapping[str, PodFacts]) -> list[Member]:
@@ -45,40 +47,64 @@ def members(group: ProcessGroup, counted: Sequence[Member], pods: Mapping[str, P
     return sorted(chosen, key=lambda member: member.name)
 
 
+def local_members(
+    counted: Sequence[Member], processes: Mapping[str, int | None]
+) -> tuple[list[Member], dict[str, int], list[str]]:
+    """Source Erlang: the counted members whose node has processes in the group, how many
+    each has, and the members whose node did not answer (their processes are unknown)."""
+    chosen = sorted((m for m in counted if (processes.get(m.name) or 0) > 0), key=lambda m: m.name)
+    unknown = sorted(m.name for m in counted if processes.get(m.name, None) is None)
+    return chosen, {m.name: processes[m.name] or 0 for m in chosen}, unknown
+
+
 def plan(
     group: ProcessGroup,
     *,
     owner: ObjectRef,
     chosen: Sequence[Member] | None,
     now: datetime.datetime,
+    processes: Mapping[str, int] | None = None,
+    unknown: Sequence[str] = (),
 ) -> GroupPlan:
-    """``chosen`` is None when the topology does not exist: membership is then unknown."""
+    """``chosen`` is None when the topology does not exist: membership is then unknown.
+
+    ``processes``: for source Erlang, how many of the group's processes each chosen member
+    runs; the group's count is then of processes, not of members. ``unknown``: members whose
+    node did not answer.
+    """
     status = group.status
     labels = {"namespace": owner.namespace, "scope": group.spec.scope, "group": group.spec.group}
     if chosen is None:
         populated = Wanted(POPULATED, None, "TopologyNotFound", "The group's topology does not exist")
         return GroupPlan(ProcessGroupStatus(), [populated], [], [])
     names = [member.name for member in chosen]
+    weight = {m.name: (processes or {}).get(m.name, 1) for m in chosen}
     by_node: dict[str, int] = {}
     for member in chosen:
         if member.node_name:
-            by_node[member.node_name] = by_node.get(member.node_name, 0) + 1
+            by_node[member.node_name] = by_node.get(member.node_name, 0) + weight[member.name]
+    size = sum(weight.values())
     joined = sorted(set(names) - set(status.members))
     left = sorted(set(status.members) - set(names))
     changed = bool(joined or left) or status.count is None
     decided = ProcessGroupStatus(
         members=names,
-        count=len(names),
+        count=size,
         members_by_node=dict(sorted(by_node.items())),
         last_change=times.whole_seconds(now) if changed else status.last_change,
     )
     minimum = group.spec.min_members
-    if len(names) >= minimum:
-        populated = Wanted(POPULATED, True, "Populated", f"{len(names)} members (minimum {minimum})")
+    what = f"{size} processes on {len(names)} nodes" if processes is not None else f"{size} members"
+    silent = f"; no answer from {', '.join(unknown)}" if unknown else ""
+    if size >= minimum:
+        populated = Wanted(POPULATED, True, "Populated", f"{what} (minimum {minimum}){silent}")
     elif not names:
-        populated = Wanted(POPULATED, False, "Empty", "No pod matches; fan-out to this group reaches nobody")
+        nobody = "No process is in the group" if processes is not None else "No pod matches"
+        populated = Wanted(
+            POPULATED, False, "Empty", f"{nobody}; fan-out to this group reaches nobody{silent}"
+        )
     else:
-        populated = Wanted(POPULATED, False, "BelowMinimum", f"{len(names)} members, fewer than {minimum}")
+        populated = Wanted(POPULATED, False, "BelowMinimum", f"{what}, fewer than {minimum}{silent}")
     events = []
     if joined and status.count is not None:  # one event per burst, as Phoenix.Tracker's diffs
         note = f"Joined: {', '.join(joined)}"
@@ -90,13 +116,13 @@ def plan(
         reason = "GroupEmpty" if not names else "GroupBelowMinimum"
         events.append(EventIntent(owner, "Warning", reason, "Group", populated.message))
     samples = [
-        MetricSample("conclave_process_group_members", labels, float(len(names))),
+        MetricSample("conclave_process_group_members", labels, float(size)),
         MetricSample("conclave_process_group_min_members", labels, float(minimum)),
     ]
     if joined or left:
         changes = float(len(joined) + len(left))
         samples.append(MetricSample("conclave_process_group_changes", {}, changes, "inc"))
-    return GroupPlan(decided, [populated], events, samples)
+    return GroupPlan(decided, [populated], events, samples, chosen)
 
 
 MAX_LABEL = 63

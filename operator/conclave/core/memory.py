@@ -35,6 +35,26 @@ class SingletonMemory:
         return self
 
 
+Pair = tuple[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempts:
+    count: int
+    not_before: float
+    """The operator's monotonic clock: no new attempt for this pair before it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshMemory:
+    """What ``connect: Mesh`` remembers (``core.meshing``)."""
+
+    attempts: Mapping[Pair, Attempts] = dataclasses.field(default_factory=dict)
+    """Missing pairs (sorted names) conclave asked to connect, and when it may ask again."""
+    leaving: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Nodes that left the topology while their pod still exists (terminating): node → pod."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Remembered:
     """A topology's remembered state."""
@@ -45,3 +65,4 @@ class Remembered:
     """Each singleton's memory, by uid."""
     write_failures: tuple[str, ...] = ()
     """What the previous iteration failed to write, to be surfaced as a condition."""
+    mesh: MeshMemory = dataclasses.field(default_factory=MeshMemory)

@@ -118,6 +118,9 @@ class Observation:
     discovery: Discovery = dataclasses.field(default_factory=Discovery)
     views: Mapping[str, Probed] = dataclasses.field(default_factory=dict)
     """Each probed member's own view; members not probed yet are absent."""
+    processes: Mapping[str, Mapping[str, int | None]] = dataclasses.field(default_factory=dict)
+    """For each ProcessGroup with source Erlang (by name): member → its node's local
+    processes in the group (None: the node did not answer)."""
     publication: Publication = dataclasses.field(default_factory=Publication)
     ownership: Ownership = dataclasses.field(default_factory=Ownership)
     memory: Remembered = dataclasses.field(default_factory=Remembered)

@@ -20,11 +20,21 @@ from conclave.api import (
     Condition,
     Member,
     ProcessGroup,
+    ProcessGroupStatus,
     SingletonStatus,
     durations,
 )
 from conclave.api.base import Model
-from conclave.core import conditions, discovery, grouping, ownership, partitioning, placement, validity
+from conclave.core import (
+    conditions,
+    discovery,
+    grouping,
+    meshing,
+    ownership,
+    partitioning,
+    placement,
+    validity,
+)
 from conclave.core.conditions import Wanted
 from conclave.core.lifecycle import Context, SingletonFacts
 from conclave.core.marks import MEMBERS_LABEL
@@ -33,6 +43,7 @@ from conclave.core.observations import Observation, Observed
 from conclave.core.partitions import Debounced, Verdict
 from conclave.core.plans import (
     EventIntent,
+    MeshPlan,
     MetricSample,
     ObjectPlan,
     ObjectRef,
@@ -62,10 +73,12 @@ def plan(observation: Observation) -> Plan:
     waits: list[float] = []
     view: TopologyView | None = None
     partition: Debounced | None = None
+    mesh: MeshPlan | None = None
     if observation.topology is not None:
         topology, view, partition, wait = _topology_plan(observation, observation.topology)
         objects.append(topology)
         waits += [wait] if wait is not None else []
+        mesh = _mesh_plan(observation, observation.topology.resource, view)
     service_names = grouping.service_names(
         observation.publication.groups,
         grouping.holders(observation.publication.services, observation.publication.endpoint_slices),
@@ -87,7 +100,28 @@ def plan(observation: Observation) -> Plan:
         pod_annotations=singletons.pod_annotations,
         metrics=singletons.metrics,
         requeue_after=min(waits, default=None),
-        memory=Remembered(partition, singletons.memory.singletons, observation.memory.write_failures),
+        memory=Remembered(
+            partition,
+            singletons.memory.singletons,
+            observation.memory.write_failures,
+            mesh.memory if mesh is not None else observation.memory.mesh,
+        ),
+        mesh=mesh,
+    )
+
+
+def _mesh_plan(observation: Observation, topology: ClusterTopology, view: TopologyView) -> MeshPlan | None:
+    """With ``connect: Mesh`` (and the erlang probe it needs): whom to connect, whom to cut."""
+    if topology.spec.connect != "Mesh" or topology.spec.probe.type != "erlang":
+        return None
+    return meshing.plan(
+        counting=view.counting,
+        views=observation.views,
+        before=topology.status.members,
+        after=view.published,
+        pods=observation.pods,
+        memory=observation.memory.mesh,
+        clock=observation.moment.monotonic,
     )
 
 
@@ -251,12 +285,12 @@ def _group_plan(
     owner = ref(dependent)
     resource = dependent.resource
     found = _topology_found(observation)
-    chosen = None if view is None else grouping.members(resource, view.counting, observation.pods)
-    group = grouping.plan(resource, owner=owner, chosen=chosen, now=observation.moment.wall)
+    group = _membership(observation, resource, owner, view)
     decided = group.status
     owned: list[OwnedObject] = []
     removals: tuple[Removal, ...] = ()
     service = service_names.get(resource.metadata.name)
+    chosen = group.chosen
     if service is not None:
         removals = tuple(grouping.leftovers(owner, service, observation.publication.published))
         if chosen is not None:
@@ -275,6 +309,32 @@ def _group_plan(
         events=tuple(events),
         metrics=tuple(group.metrics),
     )
+
+
+def _membership(
+    observation: Observation, resource: ProcessGroup, owner: ObjectRef, view: TopologyView | None
+) -> grouping.GroupPlan:
+    """The group's members: pods that match (source Pods) or nodes with processes in pg."""
+    now = observation.moment.wall
+    if view is None:
+        return grouping.plan(resource, owner=owner, chosen=None, now=now)
+    if resource.spec.source == "Pods":
+        chosen = grouping.members(resource, view.counting, observation.pods)
+        return grouping.plan(resource, owner=owner, chosen=chosen, now=now)
+    topology = observation.topology
+    if topology is None or topology.resource.spec.probe.type != "erlang":
+        message = "source Erlang needs the topology's probe.type erlang (and its cookieSecretRef)"
+        return grouping.GroupPlan(
+            ProcessGroupStatus(), [Wanted("Populated", None, "NoDistribution", message)], [], []
+        )
+    answers = observation.processes.get(resource.metadata.name, {})
+    chosen, processes, unknown = grouping.local_members(view.counting, answers)
+    if view.counting and len(unknown) == len(view.counting):
+        message = "No node answered pg:get_local_members; the group's processes are unknown"
+        return grouping.GroupPlan(
+            ProcessGroupStatus(), [Wanted("Populated", None, "ProcessesUnknown", message)], [], []
+        )
+    return grouping.plan(resource, owner=owner, chosen=chosen, now=now, processes=processes, unknown=unknown)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from conclave.api import kinds
 from conclave.api.base import Model
-from conclave.core.memory import Remembered
+from conclave.core.memory import MeshMemory, Pair, Remembered
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +134,19 @@ class ObjectPlan:
 
 
 @dataclasses.dataclass(frozen=True)
+class MeshPlan:
+    """What ``connect: Mesh`` asks of the members (over Erlang distribution, not the API)."""
+
+    connects: tuple[Pair, ...] = ()
+    """(caller, peer): ask caller to connect peer."""
+    disconnects: tuple[Pair, ...] = ()
+    """(caller, gone): ask caller to disconnect gone, whose pod is gone."""
+    addresses: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """The callers' addresses."""
+    memory: MeshMemory = dataclasses.field(default_factory=MeshMemory)
+
+
+@dataclasses.dataclass(frozen=True)
 class Plan:
     objects: tuple[ObjectPlan, ...] = ()
     """The topology first, then its groups, then its singletons."""
@@ -146,3 +159,5 @@ class Plan:
     memory: Remembered = dataclasses.field(default_factory=Remembered)
     """What to remember if every object's writes succeed; the reconciler keeps the
     previous memory of an object whose writes did not."""
+    mesh: MeshPlan | None = None
+    """With ``connect: Mesh``: the connects and disconnects to ask for."""

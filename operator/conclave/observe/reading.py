@@ -64,6 +64,8 @@ class Lookups:
     probed: Mapping[str, View] = dataclasses.field(default_factory=dict)
     resolution: Resolution | None = None
     forbidden: tuple[str, ...] = ()
+    processes: Mapping[str, Mapping[str, int | None]] = dataclasses.field(default_factory=dict)
+    """Source Erlang groups, by name: member → its node's local processes in the group."""
 
 
 def observed(model: type[Resource], body: dict[str, Any]) -> Observed[Resource] | Invalid:
@@ -188,6 +190,7 @@ def observe(
             members_config_map=(config_map.get("data") or {}) if config_map else None,
         ),
         views={member: Probed(view.connected, view.reason) for member, view in lookups.probed.items()},
+        processes=lookups.processes,
         publication=publication(cache, key.namespace),
         ownership=Ownership(
             leases={
@@ -305,3 +308,15 @@ def topology_of(cache: Cache, key: Key) -> ClusterTopology | None:
         return ClusterTopology.from_api(body) if body else None
     except SpecError:
         return None
+
+
+def process_groups_of(cache: Cache, key: Key) -> list[ProcessGroup]:
+    """The topology's ProcessGroups whose spec the models accept."""
+    found = []
+    for body in cache.in_namespace(PROCESS_GROUP, key.namespace):
+        if (body.get("spec") or {}).get("topology") == key.topology:
+            try:
+                found.append(ProcessGroup.from_api(body))
+            except SpecError:
+                continue  # observed as Invalid by ``observe``
+    return found

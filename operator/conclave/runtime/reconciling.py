@@ -15,16 +15,18 @@ import datetime
 import time
 from collections.abc import Callable
 
+from conclave.act import meshing
 from conclave.act.applying import Applied, Applier
 from conclave.adapters import metrics
 from conclave.adapters.cache import Cache
+from conclave.adapters.distribution import Pool, own_node_name
 from conclave.core import planning
 from conclave.core.facts import Moment
 from conclave.core.keys import Key
 from conclave.core.memory import Remembered
 from conclave.core.plans import Plan
 from conclave.errors import ConflictError
-from conclave.observe import permissions, probing, reading, resolving
+from conclave.observe import beam, permissions, probing, reading, resolving
 from conclave.runtime.supervising import Outcome
 
 FAILURE_RETRY_SECONDS = 5.0
@@ -41,6 +43,7 @@ class Reconciler:
         cluster_domain: str = "cluster.local",
         nameserver: resolving.Server | None = None,
         checker: permissions.Permissions | None = None,
+        distribution: Pool | None = None,
     ) -> None:
         """``clock`` is the wall clock (seconds since the epoch), for what is published."""
         self.cache = cache
@@ -50,6 +53,8 @@ class Reconciler:
         self.cluster_domain = cluster_domain
         self.nameserver = nameserver
         self.checker = checker
+        self.distribution = distribution or Pool(applier.api, own_node_name(applier.identity))
+        """Erlang distribution clients, for the erlang probe, the mesh and pg groups."""
         self._memory: dict[Key, Remembered] = {}
         self._group_series: dict[Key, frozenset[tuple[str, str, str]]] = {}
 
@@ -57,10 +62,14 @@ class Reconciler:
         """Raises ConflictError, after saving what took effect, when an object must be
         planned again at once."""
         topology = reading.topology_of(self.cache, key)
-        probed, resolution, refused = await asyncio.gather(  # independent lookups, each with its timeout
-            probing.probe_members(topology),
+        erlang = topology is not None and topology.spec.probe.type == "erlang"
+        probed, resolution, refused, processes = await asyncio.gather(  # each with its own timeout
+            beam.views(self.distribution, topology)
+            if erlang and topology
+            else probing.probe_members(topology),
             resolving.resolve_topology(topology, self.cluster_domain, self._nameserver),
             permissions.refused(topology, self.checker),
+            beam.group_members(self.distribution, topology, reading.process_groups_of(self.cache, key)),
         )
         remembered = self._memory.get(key, Remembered())
         observation = reading.observe(
@@ -68,12 +77,14 @@ class Reconciler:
             key,
             moment=Moment(datetime.datetime.fromtimestamp(self.clock(), datetime.UTC), time.monotonic()),
             cluster_domain=self.cluster_domain,
-            lookups=reading.Lookups(probed, resolution, refused),
+            lookups=reading.Lookups(probed, resolution, refused, processes),
             memory=remembered,
         )
         plan = planning.plan(observation)
         applied = await self.applier.apply(plan)
         self._memory[key] = _remember(remembered, plan, applied, time.monotonic())
+        if plan.mesh is not None and observation.topology is not None:
+            await meshing.carry_out(self.distribution, observation.topology.resource, plan.mesh)
         series = metrics.group_series(sample for item in plan.objects for sample in item.metrics)
         metrics.forget_groups(self._group_series.get(key, frozenset()) - series)
         self._group_series[key] = series
@@ -89,6 +100,10 @@ class Reconciler:
                 return Outcome(finished=True)
         retry = FAILURE_RETRY_SECONDS if applied.failures else self.resync_seconds
         return Outcome(requeue_after=min(plan.requeue_after or retry, retry))
+
+    async def close(self) -> None:
+        """Close the Erlang distribution connections."""
+        await self.distribution.close()
 
     def _nameserver(self) -> resolving.Server:
         """The configured nameserver, else the pod's own (read when first needed)."""
@@ -114,4 +129,4 @@ def _remember(previous: Remembered, plan: Plan, applied: Applied, now: float) ->
         if uid in written_uids or uid in previous.singletons
     }
     failures = tuple(f"{f.target.kind} {f.target.name}: {f.error}" for f in applied.failures)
-    return Remembered(partition, singletons, failures)
+    return Remembered(partition, singletons, failures, plan.memory.mesh)
