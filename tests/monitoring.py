@@ -72,10 +72,14 @@ def exported_names(registry: CollectorRegistry) -> set[str]:
     }
 
 
+ALL_VALUES = {"cluster": ".*", "job": ".+", "instance": ".+", "namespace": ".*", "topology": ".*"}
+"""Each query variable's value on All (its allValue in the dashboard)."""
+
+
 def concrete(expression: str, rate_interval: str) -> str:
     """The expression as Grafana would send it with every variable on All."""
-    for variable in ("namespace", "topology"):
-        expression = expression.replace(f'=~"${variable}"', '=~".*"')
+    for variable, value in ALL_VALUES.items():
+        expression = expression.replace(f'=~"${variable}"', f'=~"{value}"')
     return expression.replace("$__rate_interval", rate_interval)
 
 
@@ -83,9 +87,16 @@ class Prometheus:
     """A real Prometheus (Debian's), on loopback only, scraping the given targets every
     second into a throwaway storage directory; stopped by its PID."""
 
-    def __init__(self, directory: Path, targets: list[str]) -> None:
+    def __init__(
+        self, directory: Path, targets: list[str], scrape_configs: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Scrape ``targets`` as the job ``conclave``, or use ``scrape_configs`` as given (for
+        the relabelling the Prometheus Operator generates)."""
         self.directory = directory
         self.targets = targets
+        self.scrape_configs = scrape_configs or [
+            {"job_name": "conclave", "static_configs": [{"targets": targets}]}
+        ]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -93,7 +104,7 @@ class Prometheus:
     def __enter__(self) -> Prometheus:
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "conclave", "static_configs": [{"targets": self.targets}]}],
+            "scrape_configs": self.scrape_configs,
         }
         (self.directory / "prometheus.yml").write_text(yaml.safe_dump(config))
         log = (self.directory / "prometheus.log").open("wb")
@@ -145,3 +156,189 @@ class Prometheus:
 def has_data(samples: list[dict[str, Any]]) -> bool:
     """At least one sample is a number: NaN (a quantile over no observations) is no data."""
     return any(not math.isnan(float(sample["value"][1])) for sample in samples)
+
+
+FORWARDER = """
+import asyncio, sys
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+async def main(listen, port, target, target_port):
+    async def serve(reader, writer):
+        upstream_reader, upstream_writer = await asyncio.open_connection(target, target_port)
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    server = await asyncio.start_server(serve, listen, port)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])))
+"""
+"""A TCP forwarder, run inside the pod network at a pod's IP, so that a scrape of the pod
+reaches a process that runs on the host (``python -c FORWARDER listen port target port``)."""
+
+
+def _snake(relabeling: dict[str, Any]) -> dict[str, Any]:
+    """A monitoring.coreos.com RelabelConfig as Prometheus spells it (sourceLabels → source_labels)."""
+    return {re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): value for key, value in relabeling.items()}
+
+
+def _label_name(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
+
+
+def endpointslice_targets(
+    slices: list[dict[str, Any]], services: dict[str, dict[str, Any]], pods: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """What Prometheus' kubernetes_sd (role endpointslice) discovers from these objects, as
+    static target groups: one per endpoint address and port, with the same ``__meta_kubernetes_*``
+    labels (discovery/kubernetes/endpointslice.go). Debian's Prometheus is built without the
+    Kubernetes discovery, so the test reads the objects from the API server and hands them over
+    this way; the relabelling then runs in Prometheus itself."""
+    groups = []
+    for item in slices:
+        meta = item["metadata"]
+        service = services.get(meta.get("labels", {}).get("kubernetes.io/service-name", ""), {})
+        common = {
+            "__meta_kubernetes_namespace": meta["namespace"],
+            "__meta_kubernetes_endpointslice_name": meta["name"],
+            "__meta_kubernetes_endpointslice_address_type": item["addressType"],
+        }
+        if service:
+            common["__meta_kubernetes_service_name"] = service["metadata"]["name"]
+            for key, value in service["metadata"].get("labels", {}).items():
+                common[f"__meta_kubernetes_service_label_{_label_name(key)}"] = value
+                common[f"__meta_kubernetes_service_labelpresent_{_label_name(key)}"] = "true"
+        for endpoint in item.get("endpoints") or []:
+            target = endpoint.get("targetRef", {})
+            labels = {
+                **common,
+                "__meta_kubernetes_endpointslice_endpoint_conditions_ready": str(
+                    endpoint.get("conditions", {}).get("ready", False)
+                ).lower(),
+                "__meta_kubernetes_endpointslice_address_target_kind": target.get("kind", ""),
+                "__meta_kubernetes_endpointslice_address_target_name": target.get("name", ""),
+            }
+            pod = pods.get(target.get("name", "")) if target.get("kind") == "Pod" else None
+            if pod is not None:
+                labels["__meta_kubernetes_pod_name"] = pod["metadata"]["name"]
+                labels["__meta_kubernetes_pod_phase"] = pod["status"].get("phase", "")
+                labels["__meta_kubernetes_pod_node_name"] = pod["spec"].get("nodeName", "")
+                for key, value in pod["metadata"].get("labels", {}).items():
+                    labels[f"__meta_kubernetes_pod_label_{_label_name(key)}"] = value
+            for port in item.get("ports") or []:
+                port_labels = {
+                    "__meta_kubernetes_endpointslice_port_name": port.get("name", ""),
+                    "__meta_kubernetes_endpointslice_port_protocol": port.get("protocol", "TCP"),
+                    "__meta_kubernetes_endpointslice_port": str(port["port"]),
+                }
+                if pod is not None:
+                    for container in pod["spec"]["containers"]:
+                        if any(c.get("containerPort") == port["port"] for c in container.get("ports", [])):
+                            port_labels["__meta_kubernetes_pod_container_name"] = container["name"]
+                for address in endpoint["addresses"]:
+                    groups.append(
+                        {"targets": [f"{address}:{port['port']}"], "labels": {**labels, **port_labels}}
+                    )
+    return groups
+
+
+def service_monitor_scrape_config(
+    monitor: dict[str, Any], targets: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The scrape configs the Prometheus Operator generates for a ServiceMonitor (its
+    ``generateServiceMonitorConfig``, role endpointslice), one per endpoint, with the targets
+    kubernetes_sd would have discovered given as static target groups (``endpointslice_targets``).
+    Covers what the chart's ServiceMonitor uses: matchLabels, namespaceSelector.matchNames, a
+    named port, path, interval, timeout, honorLabels, relabelings and metricRelabelings."""
+    meta, spec = monitor["metadata"], monitor["spec"]
+    configs = []
+    for index, endpoint in enumerate(spec["endpoints"]):
+        relabel: list[dict[str, Any]] = [
+            {"source_labels": ["job"], "target_label": "__tmp_prometheus_job_name"}
+        ]
+        namespaces = spec["namespaceSelector"]["matchNames"]
+        relabel.append(
+            {
+                "action": "keep",
+                "source_labels": ["__meta_kubernetes_namespace"],
+                "regex": "|".join(namespaces),
+            }
+        )
+        for label, value in sorted(spec["selector"].get("matchLabels", {}).items()):
+            name = _label_name(label)
+            relabel.append(
+                {
+                    "action": "keep",
+                    "source_labels": [
+                        f"__meta_kubernetes_service_label_{name}",
+                        f"__meta_kubernetes_service_labelpresent_{name}",
+                    ],
+                    "regex": f"({value});true",
+                }
+            )
+        relabel += [
+            {
+                "action": "keep",
+                "source_labels": ["__meta_kubernetes_endpointslice_port_name"],
+                "regex": endpoint["port"],
+            },
+            {
+                "source_labels": [
+                    "__meta_kubernetes_endpointslice_address_target_kind",
+                    "__meta_kubernetes_endpointslice_address_target_name",
+                ],
+                "separator": ";",
+                "regex": "Node;(.*)",
+                "replacement": "${1}",
+                "target_label": "node",
+            },
+            {
+                "source_labels": [
+                    "__meta_kubernetes_endpointslice_address_target_kind",
+                    "__meta_kubernetes_endpointslice_address_target_name",
+                ],
+                "separator": ";",
+                "regex": "Pod;(.*)",
+                "replacement": "${1}",
+                "target_label": "pod",
+            },
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"},
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+            {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
+            {
+                "action": "drop",
+                "source_labels": ["__meta_kubernetes_pod_phase"],
+                "regex": "(Failed|Succeeded)",
+            },
+            {
+                "source_labels": ["__meta_kubernetes_service_name"],
+                "target_label": "job",
+                "replacement": "${1}",
+            },
+            {"target_label": "endpoint", "replacement": endpoint["port"]},
+            *(_snake(r) for r in endpoint.get("relabelings", [])),
+        ]
+        configs.append(
+            {
+                "job_name": f"serviceMonitor/{meta['namespace']}/{meta['name']}/{index}",
+                "honor_labels": bool(endpoint.get("honorLabels", False)),
+                "honor_timestamps": True,
+                "static_configs": targets,
+                "scrape_interval": endpoint.get("interval", "30s"),
+                "scrape_timeout": endpoint.get("scrapeTimeout", "10s"),
+                "metrics_path": endpoint.get("path", "/metrics"),
+                "scheme": "http",
+                "relabel_configs": relabel,
+                "metric_relabel_configs": [_snake(r) for r in endpoint.get("metricRelabelings", [])],
+            }
+        )
+    return configs

@@ -159,7 +159,7 @@ class Operators:
             "--identity", identity,
             "--leader-election-namespace", self.namespace,
             "--health-port", str(port),
-            "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5",
+            "--lease-duration", "4s", "--renew-deadline", "3s", "--retry-period", "500ms",
             *extra,
         ]  # fmt: skip
         with log.open("wb") as sink:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import json
 import os
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+import yaml
 
 from conclave import __version__, summarizing
-from conclave.api import crdgen
+from conclave.api import crdgen, durations
 from conclave.errors import ApiError, CredentialsError, NotFoundError
 from conclave.runtime import running
 from conclave.runtime.settings import LogFormat, Settings
@@ -53,6 +56,38 @@ class Commands(click.Group):
         return loaded if isinstance(loaded, click.Command) else None
 
 
+if TYPE_CHECKING:  # generic from click 8.2 on; pyproject allows 8.1, where it is not subscriptable
+    _ParamType = click.ParamType[float, Any]
+else:
+    _ParamType = click.ParamType
+
+
+class Duration(_ParamType):
+    """A Go-style duration (``500ms``, ``15s``, ``1m30s``), as the CRDs and client-go's flags
+    spell them; converted to seconds. A bare number is refused: its unit would be a guess."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):  # already converted (a default passes through twice)
+            return value
+        try:
+            seconds = durations.parse(str(value)).total_seconds()
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r} is not a positive duration", param, ctx)
+        return seconds
+
+
+DURATION = Duration()
+
+KUBECONFIG = click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), help="Use this kubeconfig, not in-cluster."
+)
+CONTEXT = click.option("--context", help="The kubeconfig context to use  [default: its current context]")
+
+
 @click.group(
     cls=Commands,
     context_settings={"auto_envvar_prefix": "CONCLAVE", "help_option_names": ["-h", "--help"]},
@@ -70,7 +105,8 @@ def version() -> None:
 @main.command()
 @click.option("-n", "--namespace", "namespaces", multiple=True, help="Watch this namespace (repeatable).")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Watch the whole cluster (the default).")
-@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Use this kubeconfig, not in-cluster.")
+@KUBECONFIG
+@CONTEXT
 @click.option("--identity", help="This replica's name in the leader Lease  [default: pod name]")
 @click.option("--health-port", type=int, default=8080, show_default=True, help="/healthz and /metrics.")
 @click.option(
@@ -82,13 +118,39 @@ def version() -> None:
 )
 @click.option("--dns-server", help="HOST[:PORT] of the nameserver for DNS discovery  [default: resolv.conf]")
 @click.option("--leader-election-namespace", help="Where the leader Lease lives  [default: $POD_NAMESPACE]")
-@click.option("--lease-duration", type=float, default=15.0, show_default=True, help="Seconds.")
-@click.option("--renew-deadline", type=float, default=10.0, show_default=True, help="Seconds.")
-@click.option("--retry-period", type=float, default=2.0, show_default=True, help="Seconds.")
+@click.option(
+    "--leader-election-id",
+    envvar="CONCLAVE_LEADER_ELECTION_ID",
+    default=Settings.leader_election_lease,
+    show_default=True,
+    help="The leader Lease's name (the chart names it after the release).",
+)
+@click.option(
+    "--lease-duration",
+    type=DURATION,
+    default="15s",
+    show_default=True,
+    help="How long a leader's Lease holds.",
+)
+@click.option(
+    "--renew-deadline",
+    type=DURATION,
+    default="10s",
+    show_default=True,
+    help="How long the leader may fail to renew before it stops.",
+)
+@click.option(
+    "--retry-period",
+    type=DURATION,
+    default="2s",
+    show_default=True,
+    help="How often to try to acquire or renew.",
+)
 def run(
     namespaces: tuple[str, ...],
     all_namespaces: bool,
     kubeconfig: str | None,
+    context: str | None,
     identity: str | None,
     health_port: int,
     log_format: str,
@@ -96,6 +158,7 @@ def run(
     cluster_domain: str,
     dns_server: str | None,
     leader_election_namespace: str | None,
+    leader_election_id: str,
     lease_duration: float,
     renew_deadline: float,
     retry_period: float,
@@ -106,6 +169,7 @@ def run(
     settings = Settings(
         namespaces=namespaces,
         kubeconfig=kubeconfig,
+        context=context,
         health_port=health_port,
         log_format=LogFormat(log_format),
         verbose=verbose,
@@ -114,6 +178,7 @@ def run(
         lease_duration=lease_duration,
         renew_deadline=renew_deadline,
         retry_period=retry_period,
+        leader_election_lease=leader_election_id,
     )
     if identity:
         settings = dataclasses.replace(settings, identity=identity)
@@ -154,18 +219,32 @@ def crds(output_dir: Path | None, chart_templates: Path | None) -> None:
 
 @main.command("status")
 @click.option("-n", "--namespace", help="Only this namespace  [default: every namespace]")
-@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Use this kubeconfig, not in-cluster.")
-def status_command(namespace: str | None, kubeconfig: str | None) -> None:
+@KUBECONFIG
+@CONTEXT
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json", "yaml"]),
+    default="text",
+    show_default=True,
+    help="text for people; json or yaml for scripts (the same summary as data).",
+)
+def status_command(namespace: str | None, kubeconfig: str | None, context: str | None, output: str) -> None:
     """Summarise every topology: members, partition, singletons and groups."""
-    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    color = output == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     try:
-        snapshot = asyncio.run(summarizing.read(kubeconfig, namespace))
+        snapshot = asyncio.run(summarizing.read(kubeconfig, namespace, context))
     except NotFoundError as error:
         raise click.ClickException(
             "conclave's CRDs are not installed in this cluster (`conclave crds | kubectl apply -f -`)"
         ) from error
     except (ApiError, CredentialsError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(
-        summarizing.render(snapshot, datetime.datetime.now(datetime.UTC), color), nl=False, color=color
-    )
+    if output == "json":
+        click.echo(json.dumps(summarizing.document(snapshot), indent=2))
+    elif output == "yaml":
+        click.echo(yaml.safe_dump(summarizing.document(snapshot), sort_keys=False), nl=False)
+    else:
+        click.echo(
+            summarizing.render(snapshot, datetime.datetime.now(datetime.UTC), color), nl=False, color=color
+        )

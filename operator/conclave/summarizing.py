@@ -2,7 +2,8 @@
 
 ``fetch`` reads the three kinds (one namespace or the whole cluster) through the adapters'
 client; ``render`` turns that snapshot into text and is a pure function of it and ``now``,
-so the demo's live view and the command print the same thing and tests pin it exactly.
+so the demo's live view and the command print the same thing and tests pin it exactly;
+``document`` is the same summary as plain data, for ``conclave status -o json|yaml``.
 This module only reads: it never writes to the API and decides nothing.
 """
 
@@ -18,7 +19,7 @@ import click
 
 from conclave.adapters.apiclient import ApiClient, load_configuration
 from conclave.api import GROUP, VERSION, ClusterTopology, Condition, ProcessGroup, Singleton
-from conclave.api.base import Resource
+from conclave.api.base import Model, Resource
 
 R = TypeVar("R", bound=Resource)
 
@@ -72,9 +73,10 @@ async def fetch(api: ApiClient, namespace: str | None = None) -> Snapshot:
     )
 
 
-async def read(kubeconfig: str | None, namespace: str | None) -> Snapshot:
-    """``fetch`` with a client of its own: in-cluster credentials, else the kubeconfig."""
-    api = ApiClient(load_configuration(kubeconfig), identity="status")
+async def read(kubeconfig: str | None, namespace: str | None, context: str | None = None) -> Snapshot:
+    """``fetch`` with a client of its own: in-cluster credentials, else the kubeconfig (and
+    its ``context``; None: the current one)."""
+    api = ApiClient(load_configuration(kubeconfig, context), identity="status")
     try:
         return await fetch(api, namespace)
     finally:
@@ -270,14 +272,12 @@ def render(snapshot: Snapshot, now: datetime.datetime, color: bool = False) -> s
     """The summary as text, one section per topology (and per missing topology that
     singletons or groups name), ordered by namespace and name; ends with a newline."""
     paint = _Painter(color)
-    keys = {(t.metadata.namespace, t.metadata.name) for t in snapshot.topologies}
-    keys |= {(s.metadata.namespace, s.spec.topology) for s in snapshot.singletons}
-    keys |= {(g.metadata.namespace, g.spec.topology) for g in snapshot.groups}
+    keys = _keys(snapshot)
     if not keys:
         return "No ClusterTopology, Singleton or ProcessGroup found\n"
     topologies = {(t.metadata.namespace, t.metadata.name): t for t in snapshot.topologies}
     sections = []
-    for namespace, name in sorted(keys):
+    for namespace, name in keys:
         topology = topologies.get((namespace, name))
         title = paint(f"ClusterTopology {namespace}/{name}", bold=True)
         lines = [title if topology else f"{title} {paint('not found', BAD)}"]
@@ -291,3 +291,52 @@ def render(snapshot: Snapshot, now: datetime.datetime, color: bool = False) -> s
 
 def _in(items: Sequence[R], namespace: str, topology: str, of: Callable[[R], str]) -> list[R]:
     return [item for item in items if item.metadata.namespace == namespace and of(item) == topology]
+
+
+def _keys(snapshot: Snapshot) -> list[tuple[str, str]]:
+    """(namespace, topology) of every topology, and of every missing one that singletons or
+    groups name, in order."""
+    keys = {(t.metadata.namespace, t.metadata.name) for t in snapshot.topologies}
+    keys |= {(s.metadata.namespace, s.spec.topology) for s in snapshot.singletons}
+    keys |= {(g.metadata.namespace, g.spec.topology) for g in snapshot.groups}
+    return sorted(keys)
+
+
+def _status(model: Model) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def document(snapshot: Snapshot) -> dict[str, Any]:
+    """The summary as plain data, for JSON or YAML: one entry per topology (found or only
+    named), as ``render`` orders them, each with its singletons and process groups; statuses
+    are spelt as the API spells them, and a missing topology has ``found: false`` and no
+    status."""
+    topologies = {(t.metadata.namespace, t.metadata.name): t for t in snapshot.topologies}
+    entries = []
+    for namespace, name in _keys(snapshot):
+        topology = topologies.get((namespace, name))
+        entry: dict[str, Any] = {"namespace": namespace, "name": name, "found": topology is not None}
+        if topology is not None:
+            entry["strategy"] = topology.spec.strategy
+            entry["status"] = _status(topology.status)
+        entry["singletons"] = [
+            {
+                "name": s.metadata.name,
+                "distribution": s.spec.distribution,
+                "partitionPolicy": s.spec.partition_policy,
+                "status": _status(s.status),
+            }
+            for s in _in(snapshot.singletons, namespace, name, lambda s: s.spec.topology)
+        ]
+        entry["processGroups"] = [
+            {
+                "name": g.metadata.name,
+                "scope": g.spec.scope,
+                "group": g.spec.group,
+                "minMembers": g.spec.min_members,
+                "status": _status(g.status),
+            }
+            for g in _in(snapshot.groups, namespace, name, lambda g: g.spec.topology)
+        ]
+        entries.append(entry)
+    return {"topologies": entries}

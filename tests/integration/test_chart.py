@@ -20,13 +20,8 @@ from conclave_harness import tools
 from monitoring import CHART, DASHBOARD, ROOT, RULES
 from support import Cluster, raw_get
 
-EVERY_FEATURE = {
-    "watchNamespaces": ["prod", "staging"],
-    "prometheus.serviceMonitor.enabled": True,
-    "prometheus.rules.enabled": True,
-    "grafana.dashboards.enabled": True,
-    "podDisruptionBudget.enabled": True,
-}
+EVERY_FEATURE: dict[str, Any] = yaml.safe_load((CHART / "ci" / "every-option-values.yaml").read_text())
+"""Every optional feature on (the file helm lint, kubeconform and kube-score check too)."""
 CRD_NAMES = sorted(d["metadata"]["name"] for d in crdgen.all_crds())
 
 
@@ -41,18 +36,20 @@ def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("values", [{}, EVERY_FEATURE], ids=["default values", "every optional feature on"])
-def test_helm_lint_passes(helm: Helm, values: dict[str, Any]) -> None:
+def test_helm_lint_strict_passes(helm: Helm, values: dict[str, Any]) -> None:
     output = helm.run("lint", "--strict", str(CHART), *value_args(values))
     assert "1 chart(s) linted, 0 chart(s) failed" in output
+    assert "[WARNING]" not in output
 
 
 def test_the_defaults_render_the_operator_its_least_rbac_and_the_crds(helm: Helm) -> None:
     objects = helm.template("conclave", "ops")
     assert kinds(objects) == {
-        "ClusterRole": ["conclave", "conclave-cluster"],
+        "ClusterRole": ["conclave", "conclave-cluster", "conclave-edit", "conclave-view"],
         "ClusterRoleBinding": ["conclave", "conclave-cluster"],
         "CustomResourceDefinition": CRD_NAMES,
         "Deployment": ["conclave"],
+        "PodDisruptionBudget": ["conclave"],
         "Role": ["conclave-leader-election"],
         "RoleBinding": ["conclave-leader-election"],
         "Service": ["conclave-metrics"],
@@ -62,17 +59,47 @@ def test_the_defaults_render_the_operator_its_least_rbac_and_the_crds(helm: Helm
     (container,) = pod["containers"]
     assert only(objects, "Deployment")["spec"]["replicas"] == 2
     assert container["args"][:2] == ["run", "--all-namespaces"]
-    assert (container["livenessProbe"]["httpGet"], container["readinessProbe"]["httpGet"]) == (
-        {"path": "/healthz", "port": "http-metrics"},
-        {"path": "/readyz", "port": "http-metrics"},
+    assert {"--leader-election-id=conclave", "--lease-duration=15s", "--retry-period=2s"} <= set(
+        container["args"]
     )
+    # A busy single event loop must not be killed for answering a probe late.
+    assert (container["livenessProbe"], container["readinessProbe"]) == (
+        {"httpGet": {"path": "/healthz", "port": "http-metrics"}, "periodSeconds": 10, "timeoutSeconds": 5,
+         "failureThreshold": 6},
+        {"httpGet": {"path": "/readyz", "port": "http-metrics"}, "periodSeconds": 10, "timeoutSeconds": 5,
+         "failureThreshold": 3},
+    )  # fmt: skip
     assert container["ports"] == [{"name": "http-metrics", "containerPort": 8080, "protocol": "TCP"}]
     assert set(container["resources"]) == {"requests", "limits"}
     assert container["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
+    # Two replicas: on different nodes if possible, over zones, and never both evicted at once.
+    selector = {
+        "matchLabels": {"app.kubernetes.io/name": "conclave", "app.kubernetes.io/instance": "conclave"}
+    }
+    assert pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] == [
+        {
+            "weight": 100,
+            "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": selector},
+        }
+    ]
+    assert pod["topologySpreadConstraints"] == [
+        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+         "labelSelector": selector}
+    ]  # fmt: skip
+    assert only(objects, "PodDisruptionBudget")["spec"] == {
+        "maxUnavailable": 1,
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        "selector": selector,
+    }
+    leader = only(objects, "Role")["rules"][1]
+    assert leader["resourceNames"] == ["conclave"]  # the release's Lease only
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     rules = [rule for role in objects if role["kind"] in ("ClusterRole", "Role") for rule in role["rules"]]
@@ -80,6 +107,23 @@ def test_the_defaults_render_the_operator_its_least_rbac_and_the_crds(helm: Helm
     assert wildcards == []
     crd = next(item for item in objects if item["kind"] == "CustomResourceDefinition")
     assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_one_replica_gets_no_budget_and_no_spread(helm: Helm) -> None:
+    objects = helm.template("conclave", "ops", {"replicaCount": 1})
+    assert "PodDisruptionBudget" not in kinds(objects)
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    assert ("affinity" in pod, "topologySpreadConstraints" in pod) == (False, False)
+
+
+def test_two_releases_in_one_namespace_elect_through_two_leases(helm: Helm) -> None:
+    names = set()
+    for release in ("team-a", "team-b"):
+        (container,) = only(helm.template(release, "ops"), "Deployment")["spec"]["template"]["spec"][
+            "containers"
+        ]
+        names |= {arg for arg in container["args"] if arg.startswith("--leader-election-id=")}
+    assert names == {"--leader-election-id=team-a-conclave", "--leader-election-id=team-b-conclave"}
 
 
 def test_every_optional_feature_renders_its_objects(helm: Helm) -> None:
@@ -93,18 +137,69 @@ def test_every_optional_feature_renders_its_objects(helm: Helm) -> None:
         "staging",
         "ops",
     }
-    (container,) = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
     assert [arg for arg in container["args"] if arg.startswith("--namespace")] == [
         "--namespace=prod",
         "--namespace=staging",
     ]
-    assert only(objects, "PrometheusRule")["spec"] == yaml.safe_load(RULES.read_text())
+    assert "--leader-election-id=conclave-leader" in container["args"]
+    assert container["image"] == f"conclave/operator@{EVERY_FEATURE['image']['digest']}"
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in pod["affinity"]["podAntiAffinity"]
+    rules = only(objects, "PrometheusRule")["spec"]["groups"][0]["rules"]
+    shipped = yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
+    assert [r["alert"] for r in rules] == [
+        r["alert"] for r in shipped if r["alert"] != "ConclaveReconcileErrorsHigh"
+    ]
+    assert {r["labels"]["team"] for r in rules} == {"platform"}
+    assert {r["labels"]["severity"] for r in rules} == {"warning", "critical"}  # a rule's own labels win
+    assert {r["annotations"]["runbook_url"] for r in rules} == {
+        f"https://runbooks.example.com/conclave.md#{r['alert'].lower()}" for r in rules
+    }
     dashboard = only(objects, "ConfigMap")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["conclave.json"]) == json.loads(DASHBOARD.read_text())
-    monitor = only(objects, "ServiceMonitor")
-    assert monitor["spec"]["endpoints"][0]["port"] == "http-metrics"
-    assert only(objects, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    monitor = only(objects, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert (monitor["port"], monitor["honorLabels"]) == ("http-metrics", True)
+    assert monitor["metricRelabelings"] == EVERY_FEATURE["prometheus"]["serviceMonitor"]["metricRelabelings"]
+    pod_monitor = only(objects, "PodMonitor")["spec"]["podMetricsEndpoints"][0]
+    assert (pod_monitor["port"], pod_monitor["honorLabels"]) == ("http-metrics", True)
+    assert only(objects, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+    policy = only(objects, "NetworkPolicy")["spec"]
+    assert (policy["policyTypes"], policy["ingress"][0]["ports"]) == (
+        ["Ingress", "Egress"],
+        [{"port": "http-metrics", "protocol": "TCP"}],
+    )
+
+
+def test_default_alerts_are_the_rules_file_s(helm: Helm) -> None:
+    """Nothing disabled or added: the PrometheusRule is rules/conclave.rules.yaml as promtool tests it."""
+    (rule,) = (o for o in helm.template("conclave", "ops", {"prometheus": {"rules": {"enabled": True}}})
+               if o["kind"] == "PrometheusRule")  # fmt: skip
+    assert rule["spec"] == yaml.safe_load(RULES.read_text())
+
+
+def test_aggregated_roles_let_namespace_users_manage_conclave_resources(helm: Helm) -> None:
+    roles = {o["metadata"]["name"]: o for o in helm.template("conclave", "ops") if o["kind"] == "ClusterRole"}
+    aggregated = {
+        name: sorted(
+            k.rpartition("aggregate-to-")[2] for k in role["metadata"]["labels"] if "aggregate-to-" in k
+        )
+        for name, role in roles.items()
+    }
+    assert aggregated == {
+        "conclave": [],
+        "conclave-cluster": [],
+        "conclave-view": ["admin", "edit", "view"],
+        "conclave-edit": ["admin", "edit"],
+    }
+    assert roles["conclave-edit"]["rules"][0]["verbs"] == [
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -179,7 +274,7 @@ def test_helm_installs_the_chart_and_upgrades_the_crds_with_it(
     # The session may have created the CRDs already (from the models); the chart adopts them.
     adopt = ("--take-ownership", "--force-conflicts")
     notes = helm.run("install", release, str(CHART), "--namespace", namespace, *adopt)
-    assert f"kubectl -n {namespace} get lease conclave-operator" in notes  # NOTES.txt: what to do next
+    assert f"kubectl -n {namespace} get lease {release}" in notes  # NOTES.txt: what to do next
     rbac = client.RbacAuthorizationV1Api(api_client)
     assert client.AppsV1Api(api_client).read_namespaced_deployment(release, namespace).spec.replicas == 2
     assert client.CoreV1Api(api_client).read_namespaced_service_account(release, namespace)
@@ -212,7 +307,7 @@ def test_promtool_checks_the_alert_rules_and_runs_their_unit_tests() -> None:
         [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 6 rules found" in checked.stdout
+    assert "SUCCESS: 8 rules found" in checked.stdout
     suite = ROOT / "tests" / "promtool" / "conclave.test.yaml"
     tested = subprocess.run(
         [promtool, "test", "rules", str(suite)], capture_output=True, text=True, check=False

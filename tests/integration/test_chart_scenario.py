@@ -217,12 +217,14 @@ def scripted_conflicts(namespace: str) -> list[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def operator(kubeconfig: Path, home: str, watched: str, port: int, log: Path) -> Iterator[None]:
-    """`conclave run` as the chart's Deployment runs it: its Lease at home, watching another namespace."""
+def operator(kubeconfig: Path, home: str, watched: str, lease: str, port: int, log: Path) -> Iterator[None]:
+    """`conclave run` as the chart's Deployment runs it: its Lease (named after the release) at
+    home, watching another namespace."""
     command = [
         sys.executable, "-m", "conclave", "run", "--kubeconfig", str(kubeconfig), "--namespace", watched,
-        "--identity", "audited-0", "--leader-election-namespace", home, "--health-port", str(port),
-        "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5",
+        "--identity", "audited-0", "--leader-election-namespace", home, "--leader-election-id", lease,
+        "--health-port", str(port),
+        "--lease-duration", "4s", "--renew-deadline", "3s", "--retry-period", "500ms",
     ]  # fmt: skip
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -268,6 +270,7 @@ def outcome(
     helm.run("install", RELEASE, str(CHART), "--namespace", home, *value_args(values))
     objects = helm.template(RELEASE, home, values)
     account = next(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount")
+    (lease,) = next(o for o in objects if o["kind"] == "Role")["rules"][1]["resourceNames"]
     upstream = api_client.configuration
     port = free_port()
     log = directory / "operator.log"
@@ -278,7 +281,7 @@ def outcome(
             SimulatedMembers(pod_network) as sim,
         ):
             kubeconfig = token_kubeconfig(api_client, home, account, proxy.url, directory / "kubeconfig")
-            with operator(kubeconfig, home, watched, port, log):
+            with operator(kubeconfig, home, watched, lease, port, log):
                 run_workload(api_client, watched, kubelet, sim)
                 answers = dashboard_answers(prometheus)
         username = f"system:serviceaccount:{home}:{account}"

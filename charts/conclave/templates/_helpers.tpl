@@ -44,6 +44,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* repository@digest when a digest is given (it wins over the tag), else repository:tag. */}}
 {{- define "conclave.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The leader Lease's name: leaderElection.id, else the release's full name. */}}
+{{- define "conclave.leaderElectionId" -}}
+{{- default (include "conclave.fullname" .) .Values.leaderElection.id }}
 {{- end }}

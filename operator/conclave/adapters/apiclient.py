@@ -31,17 +31,19 @@ JSON_CONTENT = "application/json"
 _ERRORS: dict[int, type[ApiError]] = {409: ConflictError, 404: NotFoundError, 403: ForbiddenError}
 
 
-def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
-    """In-cluster credentials when running in a pod, else the kubeconfig (or $KUBECONFIG)."""
+def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> client.Configuration:
+    """In-cluster credentials when running in a pod and neither a kubeconfig nor a context is
+    named, else the kubeconfig (or $KUBECONFIG) with ``context`` (None: its current context).
+    Raises CredentialsError when neither works, or the context is not in the kubeconfig."""
     configuration = client.Configuration()
-    if kubeconfig is None:
+    if kubeconfig is None and context is None:
         try:
             config.load_incluster_config(client_configuration=configuration)
             return configuration
         except config.ConfigException:
             pass
     try:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
     except (config.ConfigException, OSError) as error:
         where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
         raise CredentialsError(f"Not in a pod, and no usable kubeconfig at {where}: {error}") from error

@@ -1,10 +1,17 @@
 """`conclave run`: health and metrics on every replica, leader election, then kopf.
 
-A standby replica serves /healthz and /metrics and waits for the leader Lease; only the
-active one starts kopf's watches and the supervisors. When leadership is lost (the lease
-went elsewhere, or this replica could not renew in time, e.g. after being frozen), the
-process stops everything and exits non-zero, as client-go's controllers do: the
-Deployment restarts it as a standby, with nothing stale left in memory.
+A standby replica serves /healthz and /metrics and waits for the leader Lease, through
+any API outage; only the active one starts kopf's watches and the supervisors. When
+leadership is lost (the lease went elsewhere, or this replica could not renew within the
+renew deadline: an outage that long, or being frozen), the process stops everything and
+exits non-zero, as client-go's controllers do: the Deployment restarts it as a standby,
+with nothing stale left in memory, while the other replica takes over.
+
+Exits: 0 when stopped, 3 when leadership was lost, 4 when the API refused the leader Lease
+for good (RBAC, a missing namespace), 1 when kopf itself failed; each with one ERROR line
+that says why, never a traceback. /healthz fails on the active replica when a watch has
+stopped delivering (``handlers.liveness``) or a supervisor is wedged, so that the kubelet
+restarts a stuck operator; a standby has neither and stays healthy.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -23,9 +31,10 @@ from conclave.act.applying import Applier
 from conclave.adapters import metrics
 from conclave.adapters.apiclient import ApiClient, load_configuration
 from conclave.adapters.cache import Cache
-from conclave.errors import LeadershipLost
-from conclave.handlers import credentials, watching
+from conclave.errors import ApiError, LeadershipLost
+from conclave.handlers import credentials, liveness, watching
 from conclave.observe import permissions, resolving
+from conclave.runtime import outages
 from conclave.runtime.electing import Elector
 from conclave.runtime.reconciling import Reconciler
 from conclave.runtime.settings import LogFormat, Settings
@@ -33,8 +42,13 @@ from conclave.runtime.supervising import Supervisors
 
 logger = logging.getLogger(__name__)
 
+EXIT_KOPF_FAILED = 1
 EXIT_LEADERSHIP_LOST = 3
+EXIT_REFUSED = 4
 STOP_TIMEOUT = 10.0
+
+Check = Callable[[], list[str]]
+"""A liveness check: what is wrong, one line each; empty when all is well."""
 
 
 def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
@@ -53,17 +67,23 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
 
 
 class HealthServer:
-    """/healthz, /readyz and /metrics on one port, served by standby and active alike."""
+    """/healthz, /readyz and /metrics on one port, served by standby and active alike.
+
+    /readyz answers while kopf runs (or has not started: a standby); /healthz also runs
+    ``checks``, the active replica's liveness checks, and fails with what they found.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.kopf_task: asyncio.Task[None] | None = None
+        self.checks: list[Check] = []
         self._runner: web.AppRunner | None = None
+        self._failing: list[str] = []
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/readyz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -74,10 +94,22 @@ class HealthServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def healthz(self, _: web.Request) -> web.Response:
+    async def readyz(self, _: web.Request) -> web.Response:
         if self.kopf_task is not None and self.kopf_task.done():
             return web.Response(status=500, text="kopf stopped\n")
         return web.Response(text="ok\n")
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        problems = [problem for check in self.checks for problem in check()]
+        if problems != self._failing:  # a change of verdict, not every probe, is logged
+            if problems:
+                logger.error("Failed the liveness check: %s", "; ".join(problems))
+            else:
+                logger.info("Passed the liveness check again")
+            self._failing = problems
+        if problems:
+            return web.Response(status=500, text="".join(f"{problem}\n" for problem in problems))
+        return await self.readyz(request)
 
     async def metrics(self, _: web.Request) -> web.Response:
         body = generate_latest(metrics.REGISTRY)
@@ -86,7 +118,7 @@ class HealthServer:
 
 async def run(settings: Settings) -> int:
     """Run until stopped (returns 0) or until leadership is lost (returns 3)."""
-    configuration = load_configuration(settings.kubeconfig)
+    configuration = load_configuration(settings.kubeconfig, settings.context)
     api = ApiClient(configuration, settings.identity)
     health = HealthServer(settings)
     await health.start()
@@ -100,7 +132,11 @@ async def run(settings: Settings) -> int:
         settings.retry_period,
     )
     try:
-        await elector.acquire()
+        try:
+            await elector.acquire()
+        except ApiError as error:
+            logger.error("Stopped: the API refused the leader Lease: %s", error)
+            return EXIT_REFUSED
         return await _lead(settings, api, elector, health)
     finally:
         await health.stop()
@@ -133,12 +169,23 @@ async def _lead(
     supervisors = Supervisors(reconciler, on_fatal=on_lost)
     registry = kopf.OperatorRegistry()
     credentials.register(registry, api.connection)
-    watching.register(registry, cache, supervisors.wake)
+    deliveries = liveness.Deliveries()
+    watching.register(registry, cache, supervisors.wake, deliveries)
+    configured = kopf_settings(settings)
+    grace = configured.watching.inactivity_timeout
+    audit = liveness.WatchAudit(
+        lambda path, query: api.request("GET", path, query=query),
+        deliveries,
+        watching.WATCHED,
+        settings.namespaces,
+        grace=grace,
+    )
+    health.checks = [audit.stale, supervisors.wedged]
     stop_flag: asyncio.Event = asyncio.Event()
     kopf_task = asyncio.create_task(
         kopf.operator(
             registry=registry,
-            settings=kopf_settings(settings),
+            settings=configured,
             standalone=True,
             clusterwide=settings.clusterwide,
             namespaces=settings.namespaces,
@@ -148,6 +195,7 @@ async def _lead(
     )
     health.kopf_task = kopf_task
     hold_task = asyncio.create_task(elector.hold(), name="leader lease")
+    audit_task = asyncio.create_task(audit.run(interval=grace / 2), name="watch audit")
     lost_task = asyncio.ensure_future(lost)
     watched: list[asyncio.Future[Any]] = [kopf_task, hold_task, lost_task]
     try:
@@ -156,11 +204,15 @@ async def _lead(
             error = hold_task.exception() if hold_task in done else lost_task.result()
             logger.error("Stopped: %s", error)
             return EXIT_LEADERSHIP_LOST
+        failure = kopf_task.exception()
+        if failure is not None:
+            logger.error("Stopped: kopf failed: %r", failure)
+            return EXIT_KOPF_FAILED
         return 0
     finally:
         stop_flag.set()
         await supervisors.stop()
-        for task in (hold_task, lost_task):
+        for task in (hold_task, lost_task, audit_task):
             task.cancel()
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
             await asyncio.wait_for(kopf_task, STOP_TIMEOUT)
@@ -173,3 +225,9 @@ def configure_logging(settings: Settings) -> None:
     )
     if not settings.verbose:  # kopf logs every handled watch event at INFO: one line per pod change
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # An outage is logged once, where it is handled (the elector, the supervisors): not per
+    # retry by the client library underneath, nor per watch per retry by kopf.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    noise = outages.RetryNoise()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(noise)

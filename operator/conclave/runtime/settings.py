@@ -23,6 +23,8 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     """Watch only these namespaces; empty: the whole cluster."""
     kubeconfig: str | None = None
+    context: str | None = None
+    """The kubeconfig context to use; None: its current context (or in-cluster credentials)."""
     identity: str = dataclasses.field(default_factory=default_identity)
     health_address: str = "0.0.0.0"
     health_port: int = 8080
@@ -33,7 +35,10 @@ class Settings:
         default_factory=lambda: os.environ.get("POD_NAMESPACE", "default")
     )
     leader_election_lease: str = "conclave-operator"
+    """The leader Lease's name; the chart names it after the release, so that two releases
+    in one namespace never share one."""
     lease_duration: float = 15.0
+    """Seconds (the CLI reads Go-style durations such as ``15s``), as for every timing here."""
     renew_deadline: float = 10.0
     retry_period: float = 2.0
     cluster_domain: str = "cluster.local"
