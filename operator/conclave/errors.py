@@ -10,6 +10,9 @@ ConclaveError
 ├── LeadershipLost                     this replica may no longer write
 └── DNSError                           a lookup failed; ``reason`` says how (NXDOMAIN, Timeout, ...)
 
+``transient(error)`` tells an ApiError worth retrying as it is (the API was unreachable,
+overloaded or failing on its side) from a refusal that retrying cannot change.
+
 The dev harness (``conclave_harness.errors``) hangs its own errors under ConclaveError.
 """
 
@@ -56,6 +59,20 @@ class ApiError(ConclaveError):
         self.status = status
         self.reason = reason
         self.message = message
+
+
+TRANSIENT_STATUSES = frozenset({0, 408, 410, 429})
+"""Besides every 5xx: unreachable or timed out (0), request timeout, a watch's
+resourceVersion compacted away (410: list again and go on), too many requests."""
+
+
+def transient(error: ApiError) -> bool:
+    """True when the same request may well succeed later, unchanged: the API server could
+    not be reached or timed out (status 0, 408, 504), throttled it (429), failed on its side
+    (5xx: etcd down, storage re-initializing), or a watch must list again (410). False for a
+    refusal of the request itself (400, 401, 403, 404, 409, 422): retrying it changes nothing,
+    though 401 and 403 can show for a moment while an API server starts."""
+    return error.status in TRANSIENT_STATUSES or 500 <= error.status <= 599
 
 
 class ConflictError(ApiError):

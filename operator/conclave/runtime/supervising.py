@@ -5,7 +5,11 @@ A supervisor keys on (namespace, topology name), not on the ClusterTopology obje
 ProcessGroups and Singletons that name a topology which does not exist yet are looked
 after too (they get TopologyNotFound) and are picked up the moment it appears. Handlers
 only call ``wake``; the work happens here, one iteration at a time per key. A failing
-iteration is logged, counted and retried with backoff; the supervisor never dies of it.
+iteration is counted and retried with backoff; the supervisor never dies of it. An API
+error is logged once per streak of failures, without a traceback (the API server
+restarting is not a bug); anything else is logged with its traceback each time.
+``wedged`` names the keys whose iteration has run far longer than any should, for the
+liveness probe.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ from collections.abc import Awaitable, Callable
 
 from conclave.adapters import metrics
 from conclave.core.keys import Key
-from conclave.errors import ConflictError, LeadershipLost
+from conclave.errors import ApiError, ConflictError, LeadershipLost, transient
+from conclave.runtime import outages
 
 logger = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.02
 """Long enough to gather a burst of watch events into one iteration, short enough not to show."""
+WEDGED_AFTER_SECONDS = 300.0
+"""An iteration is bounded by its probes' and requests' timeouts (a minute at most, each in
+parallel) and, in an outage, by the renew deadline; one running this long is stuck."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +55,7 @@ class Supervisors:
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         on_fatal: Callable[[BaseException], None] | None = None,
+        wedged_after: float = WEDGED_AFTER_SECONDS,
     ) -> None:
         self._reconcile = reconcile
         self._initial_backoff = initial_backoff
@@ -55,6 +64,9 @@ class Supervisors:
         self._wakes: dict[Key, asyncio.Event] = {}
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._iterating: dict[Key, float] = {}
+        """When each key's running iteration started (monotonic)."""
+        self.wedged_after = wedged_after
 
     def wake(self, key: Key) -> None:
         """Ask the key's supervisor to look again soon; start it if it is not running."""
@@ -67,6 +79,16 @@ class Supervisors:
     def keys(self) -> list[Key]:
         return sorted(self._tasks)
 
+    def wedged(self) -> list[str]:
+        """What is wrong if some iteration has run longer than ``wedged_after``, else nothing:
+        one line per such key, for /healthz."""
+        now = time.monotonic()
+        return [
+            f"supervisor {key} has been in one iteration for {now - started:.0f}s"
+            for key, started in sorted(self._iterating.items())
+            if now - started > self.wedged_after
+        ]
+
     async def stop(self) -> None:
         tasks = list(self._tasks.values())
         for task in tasks:
@@ -75,32 +97,23 @@ class Supervisors:
 
     async def _supervise(self, key: Key) -> None:
         wake = self._wakes[key]
+        outage = outages.Outage(logger, f"reconcile topology {key}")
         backoff = self._initial_backoff
         try:
             while True:
                 await wake.wait()
                 await asyncio.sleep(COALESCE_SECONDS)
                 wake.clear()
-                started = time.monotonic()
                 try:
-                    outcome = await self._reconcile(key)
+                    outcome = await self._iterate(key, outage)
                 except LeadershipLost as error:
                     if self._on_fatal is not None:
                         self._on_fatal(error)
                     return
-                except ConflictError as error:
-                    metrics.RECONCILE_TOTAL.labels(controller="topology", result="conflict").inc()
-                    logger.info("Re-read %s after a conflict: %s", key, error)
-                    wake.set()  # decide again on the fresh read, at once
-                    continue
-                except Exception:
-                    metrics.RECONCILE_TOTAL.labels(controller="topology", result="error").inc()
-                    logger.exception("Reconciling topology %s failed; retrying in %.1fs", key, backoff)
+                if outcome is None:  # failed: look again after a backoff
                     self._wake_later(key, backoff)
                     backoff = min(backoff * 2, self._max_backoff)
                     continue
-                metrics.RECONCILE_TOTAL.labels(controller="topology", result="success").inc()
-                metrics.RECONCILE_SECONDS.labels(controller="topology").observe(time.monotonic() - started)
                 backoff = self._initial_backoff
                 if outcome.finished and not wake.is_set():
                     return
@@ -113,6 +126,34 @@ class Supervisors:
             if timer is not None:
                 timer.cancel()
             metrics.SUPERVISORS.set(len(self._tasks))
+
+    async def _iterate(self, key: Key, outage: outages.Outage) -> Outcome | None:
+        """One iteration; None when it failed. Raises LeadershipLost."""
+        started = time.monotonic()
+        self._iterating[key] = started
+        try:
+            outcome = await self._reconcile(key)
+        except ConflictError as error:
+            metrics.RECONCILE_TOTAL.labels(controller="topology", result="conflict").inc()
+            logger.info("Re-read %s after a conflict: %s", key, error)
+            self._wakes[key].set()  # decide again on the fresh read, at once
+            return Outcome()
+        except ApiError as error:  # an outage, or a refusal: no traceback to show
+            metrics.RECONCILE_TOTAL.labels(controller="topology", result="error").inc()
+            outage.failed(error, logging.WARNING if transient(error) else logging.ERROR)
+            return None
+        except LeadershipLost:
+            raise
+        except Exception:
+            metrics.RECONCILE_TOTAL.labels(controller="topology", result="error").inc()
+            logger.exception("Reconciling topology %s failed; retrying with backoff", key)
+            return None
+        finally:
+            self._iterating.pop(key, None)
+        metrics.RECONCILE_TOTAL.labels(controller="topology", result="success").inc()
+        metrics.RECONCILE_SECONDS.labels(controller="topology").observe(time.monotonic() - started)
+        outage.recovered()
+        return outcome
 
     def _wake_later(self, key: Key, delay: float) -> None:
         """One pending timer per key: a newer request replaces the older one."""
