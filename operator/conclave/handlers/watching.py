@@ -2,7 +2,8 @@
 
 ``on.event`` only: it is level-based and writes nothing to the watched objects, unlike
 on.create/update, which annotate every object they handle (PITFALLS §1). An index stores
-each object in the cache; the event handler wakes the supervisors of the topologies it
+each object in the cache; the event handler notes the version it delivered (for the
+watches' liveness, ``liveness.WatchAudit``) and wakes the supervisors of the topologies it
 concerns.
 """
 
@@ -14,34 +15,51 @@ from typing import Any
 import kopf
 
 from conclave.adapters.cache import Cache
-from conclave.api import GROUP, VERSION
+from conclave.api import kinds
 from conclave.core.keys import Key
 from conclave.core.marks import LEASE_LABEL, MEMBERS_LABEL
+from conclave.handlers.liveness import Deliveries, Watched
 from conclave.observe.reading import (
-    CONFIG_MAP,
-    ENDPOINT_SLICE,
-    LEASE,
-    POD,
-    PROCESS_GROUP,
-    SERVICE,
     SERVICE_NAME_LABEL,
     SINGLETON,
     TOPOLOGY,
 )
 
+WATCHED = (
+    Watched(kinds.TOPOLOGY),
+    Watched(kinds.PROCESS_GROUP),
+    Watched(kinds.SINGLETON),
+    Watched(kinds.ENDPOINT_SLICE),
+    Watched(kinds.SERVICE),
+    Watched(kinds.POD),
+    Watched(kinds.CONFIG_MAP, MEMBERS_LABEL),
+    Watched(kinds.LEASE, LEASE_LABEL),
+)
+"""Every kind conclave reads; only the ConfigMaps and Leases conclave owns, filtered by the
+API server."""
+
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    """Watch only the ConfigMaps and Leases conclave owns, filtered by the API server."""
-    settings.watching.label_selectors["v1", "configmaps"] = MEMBERS_LABEL
-    settings.watching.label_selectors["coordination.k8s.io", "leases"] = LEASE_LABEL
+    """Apply the label selectors of ``WATCHED`` to kopf's watches."""
+    for watched in WATCHED:
+        if watched.selector:
+            group = watched.kind.group or watched.kind.version  # kopf's spelling: v1 for the core group
+            settings.watching.label_selectors[group, watched.kind.plural] = watched.selector
 
 
 Affected = Callable[[dict[str, Any]], Iterable[Key]]
 
 
-def register(registry: kopf.OperatorRegistry, cache: Cache, wake: Callable[[Key], None]) -> None:
-    """Watch every kind conclave reads; ``wake(key)`` asks for topology ``key`` to be looked at
-    (the runtime's supervisors; handlers never plan or write themselves)."""
+def register(
+    registry: kopf.OperatorRegistry,
+    cache: Cache,
+    wake: Callable[[Key], None],
+    deliveries: Deliveries | None = None,
+) -> None:
+    """Watch every kind of ``WATCHED``; ``wake(key)`` asks for topology ``key`` to be looked at
+    (the runtime's supervisors; handlers never plan or write themselves). ``deliveries``
+    notes the version of every object each event delivered."""
+    seen = deliveries if deliveries is not None else Deliveries()
 
     def watch(kind: str, group: str, version: str, plural: str, affected: Affected) -> None:
         """Cache every ``plural`` object and wake the supervisors it concerns.
@@ -58,6 +76,7 @@ def register(registry: kopf.OperatorRegistry, cache: Cache, wake: Callable[[Key]
         @kopf.on.event(group, version, plural, registry=registry, id=f"wake/{plural}")
         async def changed(event: kopf.RawEvent, **_: Any) -> None:
             body: dict[str, Any] = dict(event["object"])
+            seen.delivered(kind, event["type"], body)
             if event["type"] == "DELETED":
                 metadata = body["metadata"]
                 cache.drop(kind, metadata["namespace"], metadata["name"])
@@ -99,11 +118,16 @@ def register(registry: kopf.OperatorRegistry, cache: Cache, wake: Callable[[Key]
         singleton = cache.get(SINGLETON, metadata["namespace"], metadata["name"])
         return its_topology(singleton) if singleton else iter(())
 
-    watch(TOPOLOGY, GROUP, VERSION, "clustertopologies", itself)
-    watch(PROCESS_GROUP, GROUP, VERSION, "processgroups", its_topology)
-    watch(SINGLETON, GROUP, VERSION, "singletons", its_topology)
-    watch(ENDPOINT_SLICE, "discovery.k8s.io", "v1", "endpointslices", by_service_label)
-    watch(SERVICE, "", "v1", "services", by_service)
-    watch(POD, "", "v1", "pods", in_namespace)
-    watch(CONFIG_MAP, "", "v1", "configmaps", members_of)
-    watch(LEASE, "coordination.k8s.io", "v1", "leases", singleton_of_lease)
+    affected_by: dict[str, Affected] = {
+        kinds.TOPOLOGY.name: itself,
+        kinds.PROCESS_GROUP.name: its_topology,
+        kinds.SINGLETON.name: its_topology,
+        kinds.ENDPOINT_SLICE.name: by_service_label,
+        kinds.SERVICE.name: by_service,
+        kinds.POD.name: in_namespace,
+        kinds.CONFIG_MAP.name: members_of,
+        kinds.LEASE.name: singleton_of_lease,
+    }
+    for watched in WATCHED:
+        kind = watched.kind
+        watch(kind.name, kind.group, kind.version, kind.plural, affected_by[kind.name])
