@@ -1,15 +1,15 @@
 """A real Kubernetes control plane on this machine: etcd, kube-apiserver and
 kube-controller-manager on loopback, plus a pod network the tests and the operator reach.
 
-Owns the processes it starts (recorded by PID in a state file, so `down` and the next
-`up` after a crash can stop exactly those), its certificates, data and kubeconfig under
-one state directory. There is no kubelet and no scheduler: ``kubelet.FakeKubelet`` plays
-both. It never talks to any cluster but its own.
+Owns the processes it starts (recorded by PID and arguments in a state file, so `down`
+and the next `up` after a crash can stop exactly those, and a test can kill, freeze or
+restart one in place), its certificates, data and kubeconfig under one state directory.
+There is no kubelet and no scheduler: ``kubelet.FakeKubelet`` plays both. It never talks
+to any cluster but its own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -17,18 +17,17 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
-from conclave_harness.errors import StartupError
-from conclave_harness.localcluster import building, pki
+from conclave_harness.errors import LocalClusterError, StartupError
+from conclave_harness.localcluster import building, etcd, pki, processes
 from conclave_harness.localcluster.podnetwork import DEFAULT_POD_CIDR, PodNetwork
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -49,12 +48,8 @@ CONTROLLERS = (
 node NotReady and evict every pod."""
 
 STARTUP_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
 
 Progress = Callable[[str], None]
-
-_children: dict[int, subprocess.Popen[bytes]] = {}
-"""Components started by this process, kept so that stopping one also reaps it."""
 
 
 def state_root() -> Path:
@@ -69,37 +64,13 @@ def free_port() -> int:
         return port
 
 
-def _is_ours(pid: int, binary: str) -> bool:
-    """True when ``pid`` is alive and runs ``binary`` (a recycled PID is not ours)."""
-    try:
-        return os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)") == binary
-    except OSError:
-        return False
-
-
-def _stop(pid: int, binary: str) -> None:
-    """Stop a component by PID (TERM, then KILL) and reap it if this process started it."""
-    child = _children.pop(pid, None)
-    if _is_ours(pid, binary):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while _is_ours(pid, binary) and time.monotonic() < deadline:
-            time.sleep(0.05)
-            if child is not None:
-                child.poll()  # reap it, or it lingers as a zombie that still looks alive
-        if _is_ours(pid, binary):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    if child is not None:
-        child.wait()  # a component that died on its own is reaped here too
-
-
 @dataclasses.dataclass(frozen=True)
 class Component:
     name: str
     binary: str
     pid: int
+    args: tuple[str, ...] = ()
+    """The arguments it was started with (empty for adopted processes, which cannot restart)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,11 +109,14 @@ class LocalCluster:
         if not self._state_file.exists():
             return []
         state = json.loads(self._state_file.read_text())
-        return [Component(**entry) for entry in state.get("components", [])]
+        return [
+            Component(**{**entry, "args": tuple(entry.get("args", ()))})
+            for entry in state.get("components", [])
+        ]
 
     def running(self) -> bool:
         components = self.components()
-        return bool(components) and all(_is_ours(c.pid, c.binary) for c in components)
+        return bool(components) and all(processes.is_ours(c.pid, c.binary) for c in components)
 
     def env(self) -> dict[str, str]:
         """What a shell needs to use this cluster: its kubeconfig and its pod network."""
@@ -253,45 +227,129 @@ class LocalCluster:
     def down(self) -> None:
         """Stop every component this cluster started, by PID, and remove its state."""
         for component in reversed(self.components()):
-            _stop(component.pid, component.binary)
+            processes.stop(component.pid, component.binary)
         self.network.delete()
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
 
+    # Faults of the control plane itself, for tests: each acts on one component, in place.
+
+    def restart(self, name: str) -> None:
+        """Stop component ``name`` (TERM, then KILL) and start it again with the same
+        arguments; return once every running component answers again (the API server
+        /readyz). Raises LocalClusterError."""
+        component = self._component(name)
+        processes.stop(component.pid, component.binary)
+        self._start_again(component)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL component ``name``, as a crash would end it; ``start(name)`` brings it back."""
+        component = self._component(name)
+        processes.kill(component.pid, component.binary)
+
+    def start(self, name: str) -> None:
+        """Start a killed component again with the arguments it had, and return once every
+        running component answers. Raises LocalClusterError."""
+        component = self._component(name)
+        if not processes.is_ours(component.pid, component.binary):
+            self._start_again(component)
+
+    def freeze(self, name: str) -> None:
+        """SIGSTOP component ``name``: its connections stay open, and nothing answers on them."""
+        component = self._component(name)
+        processes.send(component.pid, component.binary, signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        """SIGCONT a frozen component, and return once every running component answers."""
+        component = self._component(name)
+        processes.send(component.pid, component.binary, signal.SIGCONT)
+        self._wait(self._answering, f"{name} to answer after it was thawed")
+
+    def heal(self) -> None:
+        """Thaw every component, start again any that was killed, and return once all answer
+        (the API server /readyz): what a test of faults leaves behind for the next one."""
+        for component in self.components():
+            if component.args:
+                processes.send(component.pid, component.binary, signal.SIGCONT)
+                if not processes.is_ours(component.pid, component.binary):
+                    self._start_again(component)
+        self._wait(self._answering, "every component to answer")
+
+    def compact(self) -> int:
+        """Compact etcd's history to its current revision and return that revision: from now
+        on, any older resourceVersion is answered 410 Gone."""
+        url = self._etcd_url()
+        to = etcd.revision(url)
+        etcd.compact(url, to)
+        return to
+
+    def _component(self, name: str) -> Component:
+        found = [c for c in self.components() if c.name == name]
+        if not found:
+            raise LocalClusterError(f"Local cluster {self.name!r} has no component {name!r}")
+        return found[-1]
+
+    def _start_again(self, component: Component) -> None:
+        if not component.args:
+            raise LocalClusterError(
+                f"{component.name} was not started by the cluster: it cannot be restarted"
+            )
+        logs = self.state_dir / "logs"
+        pid = processes.spawn(
+            component.binary, component.args, logs / f"{component.name}.log", self.die_with_caller
+        )
+        self._record(dataclasses.replace(component, pid=pid), replacing=component)
+        self._wait(self._answering, f"{component.name} to answer after its restart")
+
+    def _argument(self, name: str, flag: str) -> str:
+        prefix = f"--{flag}="
+        return next(a.removeprefix(prefix) for a in self._component(name).args if a.startswith(prefix))
+
+    def _etcd_url(self) -> str:
+        return self._argument("etcd", "listen-client-urls").split(",")[0]
+
+    def _answering(self) -> bool:
+        """Every running, unfrozen component answers its health check; the API server its
+        /readyz while etcd runs (it cannot be ready without it), else its /livez."""
+        running = {
+            c.name
+            for c in self.components()
+            if processes.is_ours(c.pid, c.binary) and not processes.is_frozen(c.pid)
+        }
+        if "etcd" in running and not etcd.healthy(self._etcd_url()):
+            return False
+        if "kube-apiserver" in running:
+            return bool(self._request("/readyz" if "etcd" in running else "/livez") == "ok")
+        return True
+
     def _spawn(self, name: str, binary: Path, args: Sequence[str]) -> None:
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
-        log: IO[bytes]
-        # setpriv (util-linux) arranges the death signal before exec, without preexec_fn,
-        # which is unsafe in a process that runs threads.
-        guard = ["setpriv", "--pdeathsig", "TERM", "--"] if self.die_with_caller else []
-        with (logs / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen(
-                [*guard, str(binary), *args],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _children[process.pid] = process
-        while guard and not _is_ours(process.pid, str(binary)) and process.poll() is None:
-            time.sleep(0.005)  # setpriv has not exec'd the component yet
-        self._record(name, str(binary), process.pid)
+        pid = processes.spawn(str(binary), args, logs / f"{name}.log", self.die_with_caller)
+        self._record(Component(name, str(binary), pid, tuple(args)))
 
     def adopt(self, name: str, pid: int) -> None:
         """Record a running process started for this cluster (the demo's fake kubelet,
         operator and simulated members) so that `down` stops it too, before the control plane."""
-        self._record(name, os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)"), pid)
+        self._record(Component(name, os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)"), pid))
 
-    def _record(self, name: str, binary: str, pid: int) -> None:
+    def _record(self, component: Component, replacing: Component | None = None) -> None:
+        """Add ``component`` to the state file, in place of ``replacing`` (a restart)."""
         state = json.loads(self._state_file.read_text())
-        state["components"].append({"name": name, "binary": binary, "pid": pid})
+        entry = dataclasses.asdict(component)
+        if not entry["args"]:
+            del entry["args"]
+        entries = [Component(**{**e, "args": tuple(e.get("args", ()))}) for e in state["components"]]
+        if replacing is not None and replacing in entries:
+            state["components"][entries.index(replacing)] = entry
+        else:
+            state["components"].append(entry)
         self._state_file.write_text(json.dumps(state, indent=2))
 
     def _wait(self, condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
-            dead = [c for c in self.components() if not _is_ours(c.pid, c.binary)]
+            dead = [c for c in self.components() if not processes.is_ours(c.pid, c.binary)]
             if dead:
                 log = self.state_dir / "logs" / f"{dead[0].name}.log"
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
