@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -253,8 +254,7 @@ class Applier:
         body = {
             "apiVersion": kinds.EVENT.api_version,
             "kind": kinds.EVENT.name,
-            # client-go's naming: unique without a random source, and sorted by time
-            "metadata": {"name": f"{ref.name}.{time.time_ns():x}", "namespace": ref.namespace},
+            "metadata": {"name": event_name(ref.name, time.time_ns()), "namespace": ref.namespace},
             "eventTime": times.micro_time(datetime.datetime.now(datetime.UTC)),
             "reportingController": "conclave.dev/operator",
             "reportingInstance": self.identity,
@@ -276,6 +276,22 @@ class Applier:
             logger.warning("Failed to post event %s about %s %s: %s", event.reason, ref.kind, ref.name, error)
         else:
             metrics.WRITES_TOTAL.labels(write="event").inc()
+
+
+MAX_EVENT_NAME = 253
+
+
+def event_name(regarding: str, now_ns: int) -> str:
+    """client-go's event name, ``<object name>.<nanoseconds in hex>``: unique without a random
+    source, and sorted by time among one object's events. When that would pass the 253
+    characters of a DNS subdomain, the object name is cut short and a hash of the whole
+    name keeps names of different objects apart; the result stays a valid subdomain."""
+    stamp = f".{now_ns:x}"
+    if len(regarding) + len(stamp) <= MAX_EVENT_NAME:
+        return f"{regarding}{stamp}"
+    digest = "-" + hashlib.sha256(regarding.encode()).hexdigest()[:10]
+    prefix = regarding[: MAX_EVENT_NAME - len(stamp) - len(digest)].rstrip(".-")
+    return f"{prefix}{digest}{stamp}"
 
 
 def _merged(marks: Iterable[PodAnnotations]) -> list[PodAnnotations]:
