@@ -38,6 +38,9 @@ def singleton(**spec: Any) -> dict[str, Any]:
 
 
 STATIC = {"strategy": "Static", "hosts": ["chat@10.0.0.1"]}
+KUBERNETES_DNS = {"strategy": "KubernetesDNS", "service": "chat"}
+KUBERNETES_API = {"strategy": "KubernetesAPI", "service": "chat"}
+DNSPOLL = {"strategy": "DNSPoll", "query": "chat.example.com"}
 
 INVALID = [
     ("a strategy libcluster does not have", topology(strategy="Gossip"), "spec.strategy"),
@@ -110,6 +113,95 @@ INVALID = [
     ("an unknown rebalance mode", singleton(rebalance="Eager"), "spec.rebalance"),
     ("a lease shorter than a second", singleton(leaseDuration="500ms"), "spec.leaseDuration"),
     ("a lease in days", singleton(leaseDuration="2d"), "spec.leaseDuration"),
+    # fields of another strategy
+    ("a service on a Static topology", topology(**STATIC, service="chat"), "spec.service"),
+    ("a service on a DNSPoll topology", topology(**DNSPOLL, service="chat"), "spec.service"),
+    ("hosts on a KubernetesDNS topology", topology(**KUBERNETES_DNS, hosts=["chat@10.0.0.1"]), "spec.hosts"),
+    ("hosts on a DNSPoll topology", topology(**DNSPOLL, hosts=["chat@10.0.0.1"]), "spec.hosts"),
+    (
+        "a query on a KubernetesAPI topology",
+        topology(**KUBERNETES_API, query="chat.example.com"),
+        "spec.query",
+    ),
+    ("a query on a Static topology", topology(**STATIC, query="chat.example.com"), "spec.query"),
+    # label selectors, as Kubernetes validates labels
+    (
+        "a label key with a space",
+        group(selector={"matchLabels": {"bad key!": "x"}}),
+        "spec.selector.matchLabels",
+    ),
+    (
+        "a label key whose name is over 63 characters",
+        group(selector={"matchLabels": {"a" * 64: "x"}}),
+        "spec.selector.matchLabels",
+    ),
+    (
+        "a label key with an upper-case prefix",
+        group(selector={"matchLabels": {"Example.com/app": "x"}}),
+        "spec.selector.matchLabels",
+    ),
+    (
+        "a label key whose prefix is over 253 characters",
+        group(selector={"matchLabels": {"a" * 254 + "/app": "x"}}),
+        "spec.selector.matchLabels",
+    ),
+    (
+        "a label value with a space",
+        group(selector={"matchLabels": {"app": "a b"}}),
+        "spec.selector.matchLabels.app",
+    ),
+    (
+        "a label value that starts with a dash",
+        group(selector={"matchLabels": {"app": "-chat"}}),
+        "spec.selector.matchLabels.app",
+    ),
+    (
+        "a label value over 63 characters",
+        group(selector={"matchLabels": {"app": "a" * 64}}),
+        "spec.selector.matchLabels.app",
+    ),
+    (
+        "an expression key with a space",
+        group(selector={"matchExpressions": [{"key": "bad key!", "operator": "Exists"}]}),
+        "spec.selector.matchExpressions[0].key",
+    ),
+    (
+        "an expression key whose prefix is over 253 characters",
+        group(selector={"matchExpressions": [{"key": "a" * 254 + "/app", "operator": "Exists"}]}),
+        "spec.selector.matchExpressions[0].key",
+    ),
+    (
+        "Exists with values",
+        group(selector={"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["chat"]}]}),
+        "spec.selector.matchExpressions[0].values",
+    ),
+    (
+        "DoesNotExist with values",
+        group(
+            selector={"matchExpressions": [{"key": "app", "operator": "DoesNotExist", "values": ["chat"]}]}
+        ),
+        "spec.selector.matchExpressions[0].values",
+    ),
+    (
+        "In without values",
+        group(selector={"matchExpressions": [{"key": "app", "operator": "In"}]}),
+        "spec.selector.matchExpressions[0].values",
+    ),
+    (
+        "NotIn with an empty list of values",
+        group(selector={"matchExpressions": [{"key": "app", "operator": "NotIn", "values": []}]}),
+        "spec.selector.matchExpressions[0].values",
+    ),
+    (
+        "an expression value with a space",
+        group(selector={"matchExpressions": [{"key": "app", "operator": "In", "values": ["a b"]}]}),
+        "spec.selector.matchExpressions[0].values[0]",
+    ),
+    (
+        "a pinTo selector with a bad label key",
+        singleton(distribution="Pinned", pinTo={"selector": {"matchLabels": {"bad key!": "x"}}}),
+        "spec.pinTo.selector.matchLabels",
+    ),
 ]
 
 
@@ -201,3 +293,33 @@ def test_every_example_applies(api_client: client.ApiClient, namespace: str, exa
             GROUP, VERSION, namespace, PLURALS[document["kind"]], document, field_validation="Strict"
         )
         assert contains(created["spec"], document["spec"])  # plus the defaults the API server filled in
+
+
+VALID = {
+    "prefixed label keys, an empty value and every operator": group(
+        selector={
+            "matchLabels": {
+                "app.kubernetes.io/name": "chat",
+                "conclave.dev/tier": "",
+                "Version_2.x": "v1.2-rc_3",
+            },
+            "matchExpressions": [
+                {"key": "app.kubernetes.io/part-of", "operator": "In", "values": ["chat", "chat-2"]},
+                {"key": "zone", "operator": "NotIn", "values": ["a"]},
+                {"key": "canary", "operator": "Exists"},
+                {"key": "legacy", "operator": "DoesNotExist", "values": []},
+            ],
+        }
+    ),
+    "each strategy with only its own fields": topology(**KUBERNETES_DNS, hosts=[]),
+    "a key whose prefix is exactly 253 characters": group(
+        selector={"matchLabels": {"a" * 253 + "/" + "b" * 63: "x"}}
+    ),
+}
+
+
+@pytest.mark.parametrize("body", VALID.values(), ids=VALID.keys())
+def test_what_kubernetes_accepts_in_a_selector_or_a_strategy_is_accepted(
+    api_client: client.ApiClient, namespace: str, body: dict[str, Any]
+) -> None:
+    create_strictly(api_client, namespace, body)

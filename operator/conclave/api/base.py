@@ -23,7 +23,28 @@ MAX_LIST = 500
 """The bound on every list in a schema: keeps the API server's CEL cost estimate small."""
 
 Name = Annotated[str, Field(max_length=MAX_NAME)]
-LabelValue = Annotated[str, Field(max_length=63)]
+
+# Label syntax as Kubernetes validates it (apimachinery's IsQualifiedName and IsValidLabelValue).
+# The regexes use [.] for a dot: a backslash would need escaping again inside a CEL string.
+LABEL_NAME_PATTERN = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+DNS_SUBDOMAIN_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+LABEL_KEY_PATTERN = rf"^({DNS_SUBDOMAIN_PATTERN}/)?{LABEL_NAME_PATTERN}$"
+"""A qualified name: an optional DNS-subdomain prefix and a slash, then a name of at most 63
+characters of [A-Za-z0-9-_.], starting and ending alphanumeric."""
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LABEL_KEY_PROBLEM = (
+    "must be a qualified name: an optional DNS subdomain prefix of at most 253 characters and '/', "
+    "then at most 63 characters of [A-Za-z0-9-_.] starting and ending alphanumeric"
+)
+
+LabelValue = Annotated[
+    str,
+    Field(
+        max_length=63,
+        pattern=LABEL_VALUE_PATTERN,
+        description="At most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric; or empty.",
+    ),
+]
 
 
 class Model(BaseModel):
@@ -75,7 +96,40 @@ def conditions_field() -> Any:
 
 
 class LabelSelectorRequirement(Model):
-    key: str = Field(max_length=317, description="The label key the requirement applies to.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(self.operator in ['In', 'NotIn']) "
+                    "|| (has(self.values) && size(self.values) > 0)",
+                    "message": "values must list at least one value for the In and NotIn operators",
+                    "fieldPath": ".values",
+                    "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) "
+                    "|| size(self.values) == 0",
+                    "message": "values must be empty for the Exists and DoesNotExist operators",
+                    "fieldPath": ".values",
+                    "reason": "FieldValueForbidden",
+                },
+            ]
+        }
+    )
+
+    key: str = Field(
+        max_length=317,
+        pattern=LABEL_KEY_PATTERN,
+        description="The label key the requirement applies to (a qualified name, like a label's key).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.indexOf('/') <= 253",
+                    "message": "the prefix of a label key is at most 253 characters",
+                }
+            ]
+        },
+    )
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
         description="How key and values relate."
     )
@@ -92,7 +146,16 @@ class LabelSelector(Model):
     match_labels: dict[str, LabelValue] = Field(
         default_factory=dict,
         description="Labels a pod must carry, with these values.",
-        json_schema_extra={"maxProperties": 64},
+        json_schema_extra={
+            "maxProperties": 64,
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.all(k, k.size() <= 317 && k.matches('{LABEL_KEY_PATTERN}') "
+                    "&& k.indexOf('/') <= 253)",
+                    "message": f"every key {LABEL_KEY_PROBLEM}",
+                }
+            ],
+        },
     )
     match_expressions: list[LabelSelectorRequirement] = Field(
         default_factory=list, max_length=32, description="Set-based requirements on the pod's labels."

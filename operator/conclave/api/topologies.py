@@ -115,6 +115,24 @@ class ClusterTopologySpec(Model):
                     "reason": "FieldValueRequired",
                 },
                 {
+                    "rule": "!has(self.service) || self.strategy in ['KubernetesDNS', 'KubernetesAPI']",
+                    "message": "spec.service is only for the KubernetesDNS and KubernetesAPI strategies",
+                    "fieldPath": ".service",
+                    "reason": "FieldValueForbidden",
+                },
+                {
+                    "rule": "!has(self.hosts) || size(self.hosts) == 0 || self.strategy == 'Static'",
+                    "message": "spec.hosts is only for the Static strategy",
+                    "fieldPath": ".hosts",
+                    "reason": "FieldValueForbidden",
+                },
+                {
+                    "rule": "!has(self.query) || self.strategy == 'DNSPoll'",
+                    "message": "spec.query is only for the DNSPoll strategy",
+                    "fieldPath": ".query",
+                    "reason": "FieldValueForbidden",
+                },
+                {
                     "rule": "self.connect != 'Mesh' || self.probe.type == 'erlang'",
                     "message": "spec.connect: Mesh needs probe.type erlang (conclave connects the nodes "
                     "over Erlang distribution)",
