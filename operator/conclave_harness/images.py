@@ -165,10 +165,16 @@ class Podman:
             self.run("build", "--network=host", *LIMITS, *passed, "--tag", tag, str(context), timeout=1200)
         return time.monotonic() - started
 
-    def run_command(self, image: str, options: Sequence[str], args: Sequence[str]) -> list[str]:
-        """The command line of a detached container of ``image`` with these podman options,
-        on the host network and within the sandbox's limits."""
-        return self.command("run", "--detach", "--network=host", *LIMITS, *options, image, *args)
+    def start(self, name: str, image: str, options: Sequence[str], args: Sequence[str]) -> None:
+        """Start a detached container ``name`` of ``image`` with these podman options, on the
+        host network and within the sandbox's limits. Raises BuildError when podman refuses."""
+        self.run("run", "--detach", "--name", name, "--network=host", *LIMITS, *options, image, *args)
+
+    def remove(self, name: str) -> str:
+        """Stop and remove the container ``name``; return its log (empty when it never ran)."""
+        logs = subprocess.run(self.command("logs", name), capture_output=True, text=True, check=False)
+        subprocess.run(self.command("rm", "--force", "--time", "5", name), capture_output=True, check=False)
+        return logs.stdout + logs.stderr
 
 
 @click.command("image")

@@ -20,6 +20,7 @@ def configuration(**fields: object) -> client.Configuration:
     [
         pytest.param({"authorization": "Bearer abc"}, "abc", id="a kubeconfig token loses its Bearer prefix"),
         pytest.param({"BearerToken": "Bearer xyz "}, "xyz", id="an in-cluster token is read the same way"),
+        pytest.param({"BearerToken": "bearer xyz"}, "xyz", id="as the in-cluster loader writes it"),
         pytest.param({}, None, id="a certificate login has no token"),
     ],
 )

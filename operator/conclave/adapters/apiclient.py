@@ -67,8 +67,12 @@ class Connection:
     def from_configuration(cls, configuration: client.Configuration) -> Connection:
         """The connection ``configuration`` describes now (in a pod, the client refreshes its
         token from the mounted file, so a later call may carry a newer token)."""
+        if configuration.refresh_api_key_hook is not None:  # in a pod: re-read a rotated token
+            configuration.refresh_api_key_hook(configuration)
         authorization = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken")
-        token = authorization.removeprefix("Bearer ").strip() if authorization else None
+        # The in-cluster loader writes "bearer <token>", a kubeconfig "Bearer <token>".
+        scheme, _, rest = (authorization or "").strip().partition(" ")
+        token = (rest.strip() if scheme.lower() == "bearer" else authorization) or None
         return cls(
             server=configuration.host,
             ca_path=configuration.ssl_ca_cert,
