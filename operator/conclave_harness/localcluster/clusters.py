@@ -278,7 +278,7 @@ class LocalCluster:
     def compact(self) -> int:
         """Compact etcd's history to its current revision and return that revision: from now
         on, any older resourceVersion is answered 410 Gone."""
-        url = self._etcd_url()
+        url = self.etcd_url
         to = etcd.revision(url)
         etcd.compact(url, to)
         return to
@@ -305,7 +305,9 @@ class LocalCluster:
         prefix = f"--{flag}="
         return next(a.removeprefix(prefix) for a in self._component(name).args if a.startswith(prefix))
 
-    def _etcd_url(self) -> str:
+    @property
+    def etcd_url(self) -> str:
+        """etcd's loopback client URL (its JSON gateway: ``localcluster.etcd``)."""
         return self._argument("etcd", "listen-client-urls").split(",")[0]
 
     def _answering(self) -> bool:
@@ -316,7 +318,7 @@ class LocalCluster:
             for c in self.components()
             if processes.is_ours(c.pid, c.binary) and not processes.is_frozen(c.pid)
         }
-        if "etcd" in running and not etcd.healthy(self._etcd_url()):
+        if "etcd" in running and not etcd.healthy(self.etcd_url):
             return False
         if "kube-apiserver" in running:
             return bool(self._request("/readyz" if "etcd" in running else "/livez") == "ok")

@@ -41,6 +41,18 @@ def revision(url: str) -> int:
     return int(_post(url, "/v3/kv/range", {"key": key, "limit": 1})["header"]["revision"])
 
 
+def kept(url: str, at: int) -> bool:
+    """True while etcd still holds revision ``at`` (False once a compaction removed it)."""
+    key = base64.b64encode(b"/conclave-harness/revision").decode()
+    try:
+        _post(url, "/v3/kv/range", {"key": key, "limit": 1, "revision": str(at)})
+    except urllib.error.HTTPError as error:
+        if b"compacted" in error.read():
+            return False
+        raise
+    return True
+
+
 def compact(url: str, to: int) -> None:
     """Compact etcd's history up to revision ``to``, physically (it waits until it is done)."""
     _post(url, "/v3/kv/compaction", {"revision": str(to), "physical": True})
