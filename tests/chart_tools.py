@@ -1,4 +1,5 @@
-"""helm and kubectl, run for real against the test cluster (plain helpers, no fixtures)."""
+"""helm and kubectl, run for real against the test cluster, and what the chart's tests
+create with them (plain helpers, no fixtures)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 import yaml
 
 from conclave_harness import tools
-from monitoring import CHART
+from monitoring import CHART, ROOT
+from support import create
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,3 +64,30 @@ def kinds(objects: list[dict[str, Any]]) -> dict[str, list[str]]:
     for item in objects:
         found.setdefault(item["kind"], []).append(item["metadata"]["name"])
     return {kind: sorted(names) for kind, names in sorted(found.items())}
+
+
+def static_topology(api_client: Any, namespace: str, *hosts: str) -> None:
+    """A ClusterTopology ``chat`` of fixed hosts: reconciled with no pods and no probes."""
+    spec = {"strategy": "Static", "hosts": list(hosts)}
+    create(
+        api_client,
+        namespace,
+        "clustertopologies",
+        {"kind": "ClusterTopology", "metadata": {"name": "chat"}, "spec": spec},
+    )
+
+
+def apply_crds(kubectl: Path, kubeconfig: Path) -> None:
+    """The CRDs of crds/, as a user installs them (server-side, taking over fields another
+    installer set), then established."""
+    for args in (
+        ["apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
+        ["wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds")],
+    ):
+        result = subprocess.run(
+            [str(kubectl), "--kubeconfig", str(kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, f"kubectl {' '.join(args)} failed:\n{result.stdout}{result.stderr}"

@@ -11,7 +11,6 @@ to reach the API server on loopback as a pod reaches its Service IP.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import urllib.request
@@ -25,14 +24,12 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from chart_tools import Helm, value_args
-from conclave.adapters.apiclient import ApiClient, load_configuration
-from conclave_harness import images
-from conclave_harness.demo import install_crds
+from chart_tools import Helm, apply_crds, static_topology, value_args
+from conclave_harness import images, tools
 from conclave_harness.errors import BuildError
 from conclave_harness.localcluster.clusters import free_port
 from monitoring import CHART
-from support import Cluster, create, eventually, read
+from support import Cluster, eventually, read
 
 RELEASE = "imaged"
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -40,16 +37,7 @@ SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 @pytest.fixture(scope="module")
 def crds(cluster: Cluster) -> None:
-    """The CRDs from the models, as the integration tests install them."""
-
-    async def install() -> None:
-        api = ApiClient(load_configuration(str(cluster.kubeconfig)), "tests")
-        try:
-            await install_crds(api)
-        finally:
-            api.close()
-
-    asyncio.run(install())
+    apply_crds(tools.ensure_tools().kubectl, cluster.kubeconfig)
 
 
 @pytest.fixture(scope="module")
@@ -158,16 +146,7 @@ def test_the_image_runs_as_the_chart_runs_it_and_reconciles_a_topology(
         ]
         with running(image, options, container["args"]):
             eventually(lambda: healthy(port), timeout=60)
-            create(
-                api_client,
-                namespace,
-                "clustertopologies",
-                {
-                    "kind": "ClusterTopology",
-                    "metadata": {"name": "chat"},
-                    "spec": {"strategy": "Static", "hosts": ["chat@10.0.0.1", "chat@10.0.0.2"]},
-                },
-            )
+            static_topology(api_client, namespace, "chat@10.0.0.1", "chat@10.0.0.2")
             status = eventually(
                 lambda: (
                     read(api_client, namespace, "clustertopologies", "chat")

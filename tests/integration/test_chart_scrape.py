@@ -24,11 +24,11 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from chart_tools import Helm, value_args
+from chart_tools import Helm, static_topology, value_args
 from conclave_harness.localcluster import PodNetwork
 from conclave_harness.localcluster.kubelet import FakeKubelet
 from monitoring import CHART, FORWARDER, Prometheus, endpointslice_targets, service_monitor_scrape_config
-from support import Cluster, Operators, create, eventually, raw_get
+from support import Cluster, Operators, eventually, raw_get
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
 
@@ -117,16 +117,7 @@ def scraped(
             configs.append({**config, "job_name": f"{config['job_name']}-{variant}"})
         operator = Operators(cluster.kubeconfig, watched, directory)("scraped-0")
         try:
-            create(
-                api_client,
-                watched,
-                "clustertopologies",
-                {
-                    "kind": "ClusterTopology",
-                    "metadata": {"name": "chat"},
-                    "spec": {"strategy": "Static", "hosts": ["chat@10.0.0.1"]},
-                },
-            )
+            static_topology(api_client, watched, "chat@10.0.0.1")
             with (
                 forwarding(pod_network, pod.status.pod_ip, 8080, operator.health_port),
                 Prometheus(directory, [], scrape_configs=configs) as prometheus,
