@@ -21,12 +21,15 @@ nothing else. What this machine's kernel and sandbox need is set here, found by 
 - the overlay storage driver on the host's filesystem (vfs works too, at ~6 s per container
   for copying the base).
 
-The build reaches PyPI and Debian's archive: pip's ``PIP_CERT`` and ``PIP_INDEX_URL`` are
-passed through (the CA bundle mounted read-only) when this machine sets them.
+The build reaches PyPI and Debian's archive: pip's ``PIP_CERT`` (or the ``cert`` of
+/etc/pip.conf) and ``PIP_INDEX_URL`` are passed through (the CA bundle mounted read-only)
+when this machine sets them.
 """
 
 from __future__ import annotations
 
+import configparser
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -97,6 +100,18 @@ def ensure_base_tarball(root: Path | None = None) -> Path:
     return tarball
 
 
+PIP_CONFIG = Path("/etc/pip.conf")
+
+
+def pip_configured_cert(config: Path = PIP_CONFIG) -> str | None:
+    """The CA bundle this machine's pip is configured with (``cert`` in /etc/pip.conf), if
+    any: a build inside a container cannot read the host's pip configuration."""
+    parser = configparser.ConfigParser()
+    with contextlib.suppress(OSError, configparser.Error):
+        parser.read(config)
+    return parser.get("global", "cert", fallback=None)
+
+
 @dataclasses.dataclass(frozen=True)
 class Podman:
     """podman on conclave's own store (see the module docstring for each setting)."""
@@ -154,10 +169,11 @@ class Podman:
         the seconds it took. Raises BuildError with the build's output."""
         environment = os.environ if environment is None else environment
         passed: list[str] = []
+        certificate = environment.get("PIP_CERT") or pip_configured_cert()
         if environment.get("PIP_INDEX_URL"):
             passed += ["--build-arg", f"PIP_INDEX_URL={environment['PIP_INDEX_URL']}"]
-        if environment.get("PIP_CERT"):
-            passed += ["--volume", f"{environment['PIP_CERT']}:/run/conclave/pip-ca.crt:ro"]
+        if certificate:
+            passed += ["--volume", f"{certificate}:/run/conclave/pip-ca.crt:ro"]
             passed += ["--build-arg", "PIP_CERT=/run/conclave/pip-ca.crt"]
         started = time.monotonic()
         with exclusive(self.store / ".build.lock"):
