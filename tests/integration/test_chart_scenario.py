@@ -236,7 +236,8 @@ def operator(kubeconfig: Path, home: str, watched: str, lease: str, port: int, l
 
 
 def dashboard_answers(prometheus: Prometheus) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Every dashboard query's answer, once all have data (or after 20s, as they are then)."""
+    """Every dashboard query's answer, once all have data (or after 60s, as they are then: a loaded
+    machine can leave a rate without its second sample for a while)."""
     expressions = [
         (title, concrete(expression, RATE_INTERVAL)) for title, expression in dashboard_expressions()
     ]
@@ -245,7 +246,7 @@ def dashboard_answers(prometheus: Prometheus) -> dict[tuple[str, str], list[dict
         return {key: prometheus.query(key[1]) for key in expressions}
 
     try:
-        return eventually(lambda: (found := ask()) and all(map(has_data, found.values())) and found, 20, 1.0)
+        return eventually(lambda: (found := ask()) and all(map(has_data, found.values())) and found, 60, 1.0)
     except AssertionError:  # the test names the panels without data
         return ask()
 
