@@ -99,18 +99,25 @@ def test_a_static_topology_publishes_its_hosts_as_ready_members() -> None:
     assert without_times(status) == {
         "memberCount": 2,
         "readyMembers": 2,
+        "membersShown": 2,
         "observedGeneration": 1,
         "partition": {
             "state": "Unknown",
             "components": [],
+            "componentCount": 0,
+            "componentSizes": [],
             "majority": [],
+            "majoritySize": 0,
             "missingLinks": [],
+            "missingLinkCount": 0,
             "down": [],
+            "downCount": 0,
             "since": "2026-11-25T12:00:00Z",
             "views": [
                 {"member": "chat@10.0.0.1", "known": False},
                 {"member": "chat@10.0.0.2", "known": False},
             ],
+            "unknownViews": 2,
         },
         "conditions": [
             {

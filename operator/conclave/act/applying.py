@@ -14,6 +14,16 @@ object into the cache and moves on to the next object: the supervisor plans agai
 on the fresh copy, and the other objects keep their writes and their events. It never
 resends a patch. Other API errors are collected and returned, to be surfaced as a
 condition by the next plan.
+
+A status the API refuses (a 422, or any other error that is not a conflict) is reported
+at once through a write that can succeed: a patch of the conditions alone, with the
+kind's condition (``validity.CONDITION_OF``: Ready, Populated, Placed) False with reason
+ApiError. Its events stay unposted, as for any status that was not published.
+
+An object may have several plans, applied in the plan's order, each only once the ones
+before it were published: a topology's members ConfigMap and membership events follow
+its status (the next plan compares with that ConfigMap, so a write that failed is planned
+again, and a change is announced once).
 """
 
 from __future__ import annotations
@@ -28,8 +38,8 @@ from collections.abc import Callable, Iterable
 from conclave.adapters import metrics
 from conclave.adapters.apiclient import ApiClient
 from conclave.adapters.cache import Cache
-from conclave.api import kinds, times
-from conclave.core import patches
+from conclave.api import Condition, kinds, times
+from conclave.core import patches, validity
 from conclave.core.plans import (
     EventIntent,
     MetricSample,
@@ -82,7 +92,11 @@ class Applier:
         conflicted: list[ObjectRef] = []
         failures: list[WriteFailure] = []
         marks: list[PodAnnotations] = []
+        held: set[ObjectRef] = set()  # objects a plan before was not published for
         for item in plan.objects:
+            if item.target in held:
+                continue
+            held.add(item.target)
             try:
                 if not await self._apply_owned(item, failures):
                     continue
@@ -96,6 +110,7 @@ class Applier:
                 logger.info("Re-read %s %s after a conflict: %s", item.target.kind, item.target.name, error)
                 conflicted.append(item.target)
                 continue
+            held.discard(item.target)
             for event in item.events:
                 await self._post_event(event)
             record(item.metrics)
@@ -132,8 +147,52 @@ class Applier:
             target = update.target
             logger.warning("Failed to update the status of %s %s: %s", target.kind, target.name, error)
             failures.append(WriteFailure(target, error))
+            await self._report_refused(update, error)
             return False
         return True
+
+    async def _report_refused(self, update: StatusUpdate, error: ApiError) -> None:
+        """Say on the object that its status was refused, in a patch of its conditions alone
+        (small, and what the schema accepts, so it can succeed where the whole status did not).
+        Best effort: a failure is logged, and the next plan tries again."""
+        target = update.target
+        wanted = validity.CONDITION_OF[target.kind]
+        message = f"{target.kind} {target.name}: {error}"[:MAX_NOTE_LENGTH]
+        now = times.whole_seconds(datetime.datetime.now(datetime.UTC))
+        planned = list(getattr(update.desired, "conditions", None) or [])
+        if not any(condition.type == wanted for condition in planned):
+            planned.append(Condition(type=wanted, status="True", reason="Unknown", last_transition_time=now))
+        published = [
+            (
+                condition.model_copy(
+                    update={
+                        "status": "False",
+                        "reason": "ApiError",
+                        "message": message,
+                        "last_transition_time": condition.last_transition_time
+                        if condition.status == "False"
+                        else now,
+                    }
+                )
+                if condition.type == wanted
+                else condition
+            ).model_dump(mode="json", by_alias=True, exclude_none=True)
+            for condition in planned
+        ]
+        if published == update.current.get("conditions"):
+            return
+        self.guard()
+        path = kinds.of(target.kind).path(target.namespace, target.name)
+        body = {"metadata": {"resourceVersion": update.resource_version}, "status": {"conditions": published}}
+        try:
+            result = await self.api.merge_patch(f"{path}/status", body)
+        except ApiError as again:
+            logger.warning(
+                "Failed to report the refused status of %s %s: %s", target.kind, target.name, again
+            )
+            return
+        metrics.WRITES_TOTAL.labels(write="status").inc()
+        self.cache.put(target.kind, result)
 
     async def _apply_removals(self, removals: Iterable[Removal], failures: list[WriteFailure]) -> None:
         for removal in removals:

@@ -224,32 +224,69 @@ NodeList = Annotated[list[Name], Field(max_length=MAX_LIST)]
 Link = Annotated[list[Name], Field(min_length=2, max_length=2)]
 
 
+MEMBERS_SHOWN = 100
+"""How many members ``status.members`` lists at most; the full list is in the members ConfigMap."""
+NAMES_SHOWN = 100
+"""How many entries each list of ``status.partition`` holds at most (names per component,
+components, the majority, missing links, down members, views); its counts are always exact."""
+
+
 class PartitionStatus(Model):
     state: Literal["Healthy", "Partitioned", "Degraded", "Unknown"] = Field(
         default="Unknown", description="The published (debounced) verdict, among the members that are up."
     )
     components: list[NodeList] = Field(
-        default_factory=list, max_length=MAX_LIST, description="The connected components, largest first."
+        default_factory=list,
+        max_length=MAX_LIST,
+        description=f"The connected components, largest first (then by their first name): at most "
+        f"{NAMES_SHOWN} components of at most {NAMES_SHOWN} names each, sorted; componentSizes has "
+        "their sizes.",
+    )
+    component_count: int | None = Field(
+        default=None, ge=0, description="How many connected components there are."
+    )
+    component_sizes: list[int] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="The size of each component listed in components, in the same order "
+        f"(at most {NAMES_SHOWN}).",
     )
     majority: list[Name] = Field(
         default_factory=list,
         max_length=MAX_LIST,
-        description="Members that are all connected and hold a strict majority; empty when none.",
+        description="Members that are all connected and hold a strict majority; empty when none "
+        f"(at most {NAMES_SHOWN} names, sorted; majoritySize is exact).",
     )
+    majority_size: int | None = Field(default=None, ge=0, description="How many members the majority holds.")
     missing_links: list[Link] = Field(
         default_factory=list,
         max_length=MAX_LIST,
-        description="Pairs of members that do not see each other inside one component.",
+        description="Pairs of members that do not see each other inside one component "
+        f"(at most {NAMES_SHOWN}, sorted; missingLinkCount is exact).",
     )
+    missing_link_count: int | None = Field(default=None, ge=0, description="How many links are missing.")
     down: list[DownMember] = Field(
         default_factory=list,
         max_length=MAX_LIST,
         description="Members whose probe was actively refused: crashed, not cut off. They are no "
-        "component and never make the cluster Partitioned; the majority is still counted against them.",
+        "component and never make the cluster Partitioned; the majority is still counted against them "
+        f"(at most {NAMES_SHOWN}, by name; downCount is exact).",
     )
+    down_count: int | None = Field(default=None, ge=0, description="How many members are down.")
     since: Timestamp | None = Field(default=None, description="When this verdict was published.")
     views: list[MemberView] = Field(
-        default_factory=list, max_length=MAX_LIST, description="Whether each member's own view is known."
+        default_factory=list,
+        max_length=MAX_LIST,
+        description=f"Whether each member's own view is known: at most {NAMES_SHOWN}, the unknown ones "
+        "first, then by name; unknownViews is exact.",
+    )
+    unknown_views: int | None = Field(
+        default=None, ge=0, description="How many members' views are unknown (not probed yet, or failed)."
+    )
+    truncated: bool | None = Field(
+        default=None,
+        description="True when a list here was cut to its bound. A truncated verdict is not read back "
+        "after an operator restart: it is judged afresh, without transition events.",
     )
 
 
@@ -258,8 +295,15 @@ class ClusterTopologyStatus(Model):
     members: list[Member] = Field(
         default_factory=list,
         max_length=MAX_LIST,
-        description=f"Every discovered, non-terminating member (at most {MAX_LIST}; the full ready list "
-        "is in the <name>-members ConfigMap).",
+        description=f"At most {MEMBERS_SHOWN} of the discovered, non-terminating members: those that are "
+        "not ready or down first, then the others, each part by name. memberCount and readyMembers "
+        "are exact; every member is in the <name>-members ConfigMap (hosts and hosts.json: the ready "
+        "ones; members.json: all of them, as records).",
+    )
+    members_shown: int | None = Field(
+        default=None,
+        ge=0,
+        description="How many members status.members lists; fewer than memberCount when the list is cut.",
     )
     member_count: int | None = Field(default=None, ge=0, description="How many members were discovered.")
     ready_members: int | None = Field(default=None, ge=0, description="How many members count as ready.")

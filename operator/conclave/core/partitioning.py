@@ -5,6 +5,11 @@ The debounce needs to remember a candidate verdict between iterations; it travel
 observation and comes back in the plan (``Plan.partition_memory``), so this stays pure.
 After an operator restart the published verdict is read back from status, and a pending
 candidate starts its wait afresh.
+
+Status is bounded by design (``topologies.NAMES_SHOWN`` entries per list, counts exact), so
+it fits the CRD at any size; a verdict whose status was cut (``truncated``) is not read
+back after a restart (it would differ from the whole one and announce transitions that
+never happened): it is judged afresh, and published without events.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 
 from conclave.api import ClusterTopology, Member, durations, times
-from conclave.api.topologies import DownMember, MemberView, PartitionStatus
+from conclave.api.topologies import NAMES_SHOWN, DownMember, MemberView, PartitionStatus
 from conclave.core import partitions
 from conclave.core.conditions import Wanted
 from conclave.core.facts import Probed
@@ -35,7 +40,8 @@ class PartitionPlan:
 
 
 def _from_status(status: PartitionStatus | None, now: datetime.datetime) -> Debounced | None:
-    if status is None:
+    """The published verdict as status holds it; None when there is none, or it was cut."""
+    if status is None or status.truncated:
         return None
     verdict = Verdict(
         status.state,
@@ -63,8 +69,22 @@ def _restricted(
     )
 
 
+NAMES_IN_MESSAGES = 20
+"""How many names a condition message or event note lists of one part, before it counts."""
+
+
+def _listed(names: Sequence[str]) -> str:
+    """``a, b, c``; past NAMES_IN_MESSAGES names, the first ones and how many there are in all."""
+    if len(names) <= NAMES_IN_MESSAGES:
+        return ", ".join(names)
+    return f"{', '.join(names[:NAMES_IN_MESSAGES])}, ... ({len(names)} in all)"
+
+
 def _describe(verdict: Verdict) -> str:
-    parts = " | ".join("{" + ", ".join(part) + "}" for part in verdict.components)
+    shown = verdict.components[:NAMES_IN_MESSAGES]
+    parts = " | ".join("{" + _listed(part) + "}" for part in shown)
+    if len(verdict.components) > len(shown):
+        parts += f" | ... ({len(verdict.components)} components in all)"
     return f"components {parts}" if parts else "no components"
 
 
@@ -97,25 +117,7 @@ def plan(
     current = partitions.debounce(previous, observed, now, stable)
     published = current.published
     was_down = {entry.name: entry.since for entry in (status.partition.down if status.partition else [])}
-    decided = PartitionStatus(
-        state=published.state,
-        components=[list(part) for part in published.components],
-        majority=list(published.majority),
-        missing_links=[list(link) for link in published.missing_links],
-        down=[
-            DownMember(name=name, reason=reason, since=was_down.get(name) or times.whole_seconds(now))
-            for name, reason in published.down
-        ],
-        since=times.whole_seconds(current.published_since),
-        views=[
-            MemberView(
-                member=name,
-                known=seen[name] is not None,
-                reason=views[name].reason if name in views else None,
-            )
-            for name in members
-        ],
-    )
+    decided = bounded(published, seen, views, was_down, current.published_since, now)
     wanted = [_partitioned(published, spec.probe.type), _quorum(published)]
     events = _transitions(owner, previous.published if previous else None, published)
     labels = {"namespace": owner.namespace, "topology": owner.name}
@@ -132,11 +134,61 @@ def plan(
     return PartitionPlan(decided, wanted, events, samples, current)
 
 
+def bounded(
+    published: Verdict,
+    seen: Mapping[str, frozenset[str] | None],
+    views: Mapping[str, Probed],
+    was_down: Mapping[str, datetime.datetime | None],
+    since: datetime.datetime,
+    now: datetime.datetime,
+) -> PartitionStatus:
+    """The verdict as status shows it: every list cut to ``NAMES_SHOWN`` entries (in a
+    fixed order, so the same verdict is the same status), every count exact."""
+    components = [list(part) for part in published.components]  # largest first, names sorted
+    unknown = sorted(name for name, known in seen.items() if known is None)
+    shown_views = [*unknown, *sorted(name for name, known in seen.items() if known is not None)]
+    links = sorted(list(link) for link in published.missing_links)
+    cut = (
+        len(components) > NAMES_SHOWN
+        or any(len(part) > NAMES_SHOWN for part in components)
+        or len(published.majority) > NAMES_SHOWN
+        or len(links) > NAMES_SHOWN
+        or len(published.down) > NAMES_SHOWN
+        or len(shown_views) > NAMES_SHOWN
+    )
+    return PartitionStatus(
+        state=published.state,
+        components=[part[:NAMES_SHOWN] for part in components[:NAMES_SHOWN]],
+        component_count=len(components),
+        component_sizes=[len(part) for part in components[:NAMES_SHOWN]],
+        majority=sorted(published.majority)[:NAMES_SHOWN],
+        majority_size=len(published.majority),
+        missing_links=links[:NAMES_SHOWN],
+        missing_link_count=len(links),
+        down=[
+            DownMember(name=name, reason=reason, since=was_down.get(name) or times.whole_seconds(now))
+            for name, reason in sorted(published.down)[:NAMES_SHOWN]
+        ],
+        down_count=len(published.down),
+        since=times.whole_seconds(since),
+        views=[
+            MemberView(
+                member=name,
+                known=seen[name] is not None,
+                reason=views[name].reason if name in views else None,
+            )
+            for name in shown_views[:NAMES_SHOWN]
+        ],
+        unknown_views=len(unknown),
+        truncated=True if cut else None,
+    )
+
+
 def _partitioned(verdict: Verdict, probe: str) -> Wanted:
     if verdict.state == "Partitioned":
         return Wanted(PARTITIONED, True, "Split", f"The cluster is split: {_describe(verdict)}")
     if verdict.state == "Degraded":
-        links = ", ".join(f"{a}-{b}" for a, b in verdict.missing_links)
+        links = _listed([f"{a}-{b}" for a, b in verdict.missing_links])
         return Wanted(
             PARTITIONED,
             True,
@@ -157,14 +209,14 @@ def _quorum(verdict: Verdict) -> Wanted:
     if verdict.state == "Unknown":
         return Wanted(QUORUM, None, "ViewsUnknown", "Whether a majority is reachable is unknown")
     if verdict.majority:
-        return Wanted(QUORUM, True, "MajorityReachable", f"Majority: {', '.join(verdict.majority)}")
+        return Wanted(QUORUM, True, "MajorityReachable", f"Majority: {_listed(verdict.majority)}")
     return Wanted(
         QUORUM, False, "NoMajority", f"No group of connected members is a majority: {_describe(verdict)}"
     )
 
 
 def _down(verdict: Verdict) -> str:
-    return ", ".join(f"{member} ({reason})" for member, reason in verdict.down)
+    return _listed([f"{member} ({reason})" for member, reason in verdict.down])
 
 
 def _transitions(owner: ObjectRef, before: Verdict | None, after: Verdict) -> list[EventIntent]:

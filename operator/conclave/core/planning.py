@@ -1,10 +1,21 @@
 """The planner: one Observation in, one Plan out. Every decision the operator makes about
 a topology and the objects that name it is taken here, and nowhere else.
 
-The plan holds one ObjectPlan per object: the topology's, then its groups', then its
-singletons', then those of objects whose spec the models refuse (InvalidSpec). Planning
-what is already there yields plans that write nothing, so a supervisor can run as often
-as it likes.
+The plan holds one ObjectPlan per object (two for the topology, see below): the
+topology's, then its groups', then its singletons', then those of objects whose spec the
+models refuse (InvalidSpec). Planning what is already there yields plans that write
+nothing, so a supervisor can run as often as it likes.
+
+A topology's status is bounded by design, whatever its size: ``status.members`` lists at
+most ``MEMBERS_SHOWN`` members (those not ready or down first, then the others, each part
+by name), ``memberCount`` and ``readyMembers`` are exact, and the partition's lists are cut
+the same way (``partitioning.bounded``). Every member is in the ``<name>-members``
+ConfigMap: ``hosts`` and ``hosts.json`` name the members that count, ``members.json`` holds
+every member's record, and is what the next plan compares with (joins, leaves, ``since``);
+see ``members_data`` for what happens near the 1 MiB object limit. The ConfigMap is written
+in a second plan of the topology, applied only once its status is published, and the
+membership events go with it: whatever happens to either write, each change is announced
+once.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from conclave.api import (
     durations,
 )
 from conclave.api.base import Model
+from conclave.api.topologies import MEMBERS_SHOWN
 from conclave.core import (
     conditions,
     discovery,
@@ -76,7 +88,7 @@ def plan(observation: Observation) -> Plan:
     mesh: MeshPlan | None = None
     if observation.topology is not None:
         topology, view, partition, wait = _topology_plan(observation, observation.topology)
-        objects.append(topology)
+        objects += topology
         waits += [wait] if wait is not None else []
         mesh = _mesh_plan(observation, observation.topology.resource, view)
     service_names = grouping.service_names(
@@ -139,6 +151,50 @@ def members_config_map_name(topology: str) -> str:
     return f"{topology}-members"
 
 
+MEMBERS_RECORDS = "members.json"
+CONFIG_MAP_BUDGET = 900 * 1024
+"""What the members ConfigMap's data may take, under the API's 1 MiB object limit with room
+for its metadata."""
+SUMMARY_DROPS = ("nodeName", "pod")
+
+
+def members_data(counted: Sequence[str], members: Sequence[Member]) -> dict[str, str]:
+    """The members ConfigMap's data: ``hosts`` (one name a line) and ``hosts.json`` (a list)
+    name the members that count; ``members.json`` is every member's record, sorted by name.
+
+    When the whole would pass ``CONFIG_MAP_BUDGET`` (some 5,000 members), the records are
+    summarised: they drop ``nodeName`` and ``pod`` (name, ip, ready and since stay, which is
+    what joins, leaves and probes need), and say so under ``members.summarised``.
+    """
+    data = {"hosts": "".join(f"{name}\n" for name in counted), "hosts.json": json.dumps(counted)}
+    records = [member.model_dump(mode="json", by_alias=True, exclude_none=True) for member in members]
+    full = json.dumps(records, separators=(",", ":"))
+    if sum(len(value) for value in data.values()) + len(full) <= CONFIG_MAP_BUDGET:
+        return {**data, MEMBERS_RECORDS: full}
+    summary = [{k: v for k, v in record.items() if k not in SUMMARY_DROPS} for record in records]
+    note = f"over {CONFIG_MAP_BUDGET} bytes in full: records without {', '.join(SUMMARY_DROPS)}"
+    return {**data, MEMBERS_RECORDS: json.dumps(summary, separators=(",", ":")), "members.summarised": note}
+
+
+def members_from(data: Mapping[str, str] | None) -> list[Member] | None:
+    """The member records a members ConfigMap holds; None when it holds none (it does not
+    exist yet, or an older version wrote it) or they do not parse."""
+    if not data or MEMBERS_RECORDS not in data:
+        return None
+    try:
+        return [Member.model_validate(record) for record in json.loads(data[MEMBERS_RECORDS])]
+    except ValueError:
+        return None
+
+
+def shown(members: Sequence[Member], down: Sequence[str]) -> list[Member]:
+    """The members status lists: at most MEMBERS_SHOWN, those not ready or down first,
+    then the others, each part by name (what a ``kubectl describe`` reader looks for)."""
+    gone = set(down)
+    ordered = sorted(members, key=lambda m: (m.ready and m.name not in gone, m.name))
+    return ordered[:MEMBERS_SHOWN]
+
+
 def _discover(observation: Observation, topology: ClusterTopology) -> discovery.Outcome:
     spec, seen = topology.spec, observation.discovery
     if spec.strategy == "Static":
@@ -157,9 +213,13 @@ def _discover(observation: Observation, topology: ClusterTopology) -> discovery.
 
 def _topology_plan(
     observation: Observation, topology: Observed[ClusterTopology]
-) -> tuple[ObjectPlan, TopologyView, Debounced, float | None]:
-    """The topology's own plan, what its process groups and singletons build on, its
-    partition debounce, and when to look again."""
+) -> tuple[list[ObjectPlan], TopologyView, Debounced, float | None]:
+    """The topology's own plans (its status and what describes it; then, once that is
+    published, its members ConfigMap and the membership events), what its process groups
+    and singletons build on, its partition debounce, and when to look again.
+
+    ``status.members`` as observed is the full list (``reading`` reads it from the members
+    ConfigMap), so joins, leaves and ``since`` are judged against every member."""
     spec, status = topology.resource.spec, topology.resource.status
     outcome = _discover(observation, topology.resource)
     if outcome.found is None:
@@ -185,8 +245,10 @@ def _topology_plan(
         memory=observation.memory.partition,
         now=observation.moment.wall,
     )
+    listed = shown(published, [name for name, _ in split.memory.published.down])
     decided = ClusterTopologyStatus(
-        members=published,
+        members=listed,
+        members_shown=len(listed),
         member_count=len(published),
         ready_members=len(counted),
         stale=True if outcome.found is None and published else None,
@@ -197,7 +259,7 @@ def _topology_plan(
     events = _member_events(owner, status.members, published) if outcome.found is not None else []
     if outcome.ok is False and outcome.found is None and conditions.flipped(status.conditions, discovered):
         events.append(EventIntent(owner, "Warning", outcome.reason, "Discover", outcome.message))
-    data = {"hosts": "".join(f"{name}\n" for name in counted), "hosts.json": json.dumps(counted)}
+    data = members_data(counted, published)
     owned: tuple[OwnedObject, ...] = ()
     if observation.discovery.members_config_map != data:
         owned = (
@@ -228,11 +290,15 @@ def _topology_plan(
         intervals.append(durations.parse(spec.polling_interval).total_seconds())
     if spec.probe.type != "none":
         intervals.append(durations.parse(spec.probe.interval).total_seconds())
-    plan = ObjectPlan(
-        owner, owned=owned, status=update, events=tuple(events + split.events), metrics=tuple(samples)
-    )
+    changes = [sample for sample in samples if sample.metric == "conclave_member_changes"]
+    gauges = [sample for sample in samples if sample.metric != "conclave_member_changes"]
+    joins = [e for e in events if e.reason in ("MemberJoined", "MemberLeft")]
+    rest = [e for e in events if e not in joins]
+    plans = [ObjectPlan(owner, status=update, events=tuple(rest + split.events), metrics=tuple(gauges))]
+    if owned or joins or changes:  # applied only once the status above is published
+        plans.append(ObjectPlan(owner, owned=owned, events=tuple(joins), metrics=tuple(changes)))
     view = TopologyView(published, counting, split.memory.published)
-    return plan, view, split.memory, min(intervals, default=None)
+    return plans, view, split.memory, min(intervals, default=None)
 
 
 def _member_events(owner: ObjectRef, before: Sequence[Member], after: Sequence[Member]) -> list[EventIntent]:

@@ -3,6 +3,11 @@ becomes core's plain data. It reads; it never asks the API and never decides.
 
 An object whose spec the models refuse is observed as ``Invalid`` (with every refused
 field), never raised: one bad object must not stop the rest of its topology.
+
+A topology's ``status.members``, as observed, is the full member list: its status shows a
+bounded slice, and the members ConfigMap holds every member's record (``members.json``),
+so probes, the mesh and the planner's joins and leaves see every member. Its
+``wire_status`` stays exactly what the API holds, for the patches.
 """
 
 from __future__ import annotations
@@ -104,6 +109,16 @@ def _invalid(model: type[Resource], body: dict[str, Any], error: SpecError) -> I
     )
 
 
+def with_all_members(topology: ClusterTopology, config_map: Mapping[str, Any] | None) -> ClusterTopology:
+    """``topology`` with the members its members ConfigMap records in ``status.members``;
+    as it is when the ConfigMap records none (then status is all there is)."""
+    members = planning.members_from((config_map or {}).get("data"))
+    if members is None:
+        return topology
+    status = topology.status.model_copy(update={"members": members})
+    return topology.model_copy(update={"status": status})
+
+
 def service_state(cache: Cache, namespace: str, name: str) -> ServiceState:
     service = cache.get(SERVICE, namespace, name)
     if service is None:
@@ -151,7 +166,10 @@ def observe(
 ) -> Observation:
     """Everything the planner needs about ``key``'s topology and the objects naming it."""
     body = cache.get(TOPOLOGY, key.namespace, key.topology)
+    config_map = cache.get(CONFIG_MAP, key.namespace, planning.members_config_map_name(key.topology))
     topology = observed(ClusterTopology, body) if body else None
+    if isinstance(topology, Observed):
+        topology = dataclasses.replace(topology, resource=with_all_members(topology.resource, config_map))
     invalid: list[Invalid] = [topology] if isinstance(topology, Invalid) else []
 
     def dependents(kind: str, model: type[Resource]) -> Iterator[Observed[Resource]]:
@@ -171,7 +189,6 @@ def observe(
     watched = endpoints(cache, key.namespace, service_name) if service_name else ()
     if spec.get("strategy") == "KubernetesAPI":
         metrics.DISCOVERY_SECONDS.labels(strategy="KubernetesAPI").observe(time.perf_counter() - started)
-    config_map = cache.get(CONFIG_MAP, key.namespace, planning.members_config_map_name(key.topology))
     return Observation(
         moment=moment,
         namespace=key.namespace,
@@ -302,12 +319,15 @@ def lease_state(lease: Mapping[str, Any]) -> LeaseState:
 
 
 def topology_of(cache: Cache, key: Key) -> ClusterTopology | None:
-    """The topology as the models read it; None when it does not exist or does not parse."""
+    """The topology as the models read it, with every member in ``status.members``; None
+    when it does not exist or does not parse."""
     body = cache.get(TOPOLOGY, key.namespace, key.topology)
     try:
-        return ClusterTopology.from_api(body) if body else None
+        topology = ClusterTopology.from_api(body) if body else None
     except SpecError:
         return None
+    config_map = cache.get(CONFIG_MAP, key.namespace, planning.members_config_map_name(key.topology))
+    return with_all_members(topology, config_map) if topology is not None else None
 
 
 def process_groups_of(cache: Cache, key: Key) -> list[ProcessGroup]:

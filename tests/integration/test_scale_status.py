@@ -1,0 +1,282 @@
+"""Status that fits any size, on the real control plane (issue #16): a topology of 600
+members (past the CRD's 500-item lists) has exact counts and a status the API accepts; a
+status write the API refuses shows up as Ready=False/ApiError through a small patch of the
+conditions; and iterating again posts each membership event once.
+
+The members are endpoints of hand-made EndpointSlices (a selector-less headless Service,
+its slices labelled as another controller's), the cheapest way to 600 members: no pods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from conflicts import ConflictingProxy
+from support import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    Operators,
+    condition,
+    create,
+    custom,
+    events_about,
+    eventually,
+    read,
+)
+
+pytestmark = pytest.mark.usefixtures("installed_crds")
+
+SLICE_SIZE = 100
+SERVICE_ACCOUNT = "conclave"
+
+
+def ip(i: int) -> str:
+    return f"10.77.{i // 250}.{i % 250 + 1}"
+
+
+def service(api_client: client.ApiClient, namespace: str) -> None:
+    client.CoreV1Api(api_client).create_namespaced_service(
+        namespace, {"metadata": {"name": "chat"}, "spec": {"clusterIP": "None", "ports": [{"port": 4369}]}}
+    )
+
+
+def slices(
+    api_client: client.ApiClient, namespace: str, size: int, unready: frozenset[int] = frozenset()
+) -> None:
+    """Endpoints 0..size-1 in slices of SLICE_SIZE, ``chat-<n>`` (create or replace)."""
+    api = client.DiscoveryV1Api(api_client)
+    for first in range(0, size, SLICE_SIZE):
+        body = {
+            "metadata": {
+                "name": f"chat-{first // SLICE_SIZE}",
+                "labels": {
+                    "kubernetes.io/service-name": "chat",
+                    "endpointslice.kubernetes.io/managed-by": "test",
+                },
+            },
+            "addressType": "IPv4",
+            "ports": [{"port": 4369, "name": ""}],
+            "endpoints": [
+                {
+                    "addresses": [ip(i)],
+                    "conditions": {"ready": i not in unready},
+                    "targetRef": {"kind": "Pod", "name": f"chat-{i:04d}", "namespace": namespace},
+                }
+                for i in range(first, min(first + SLICE_SIZE, size))
+            ],
+        }
+        try:
+            api.replace_namespaced_endpoint_slice(body["metadata"]["name"], namespace, body)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            api.create_namespaced_endpoint_slice(namespace, body)
+
+
+def topology(api_client: client.ApiClient, namespace: str) -> None:
+    spec = {"strategy": "KubernetesAPI", "service": "chat", "applicationName": "chat"}
+    create(
+        api_client,
+        namespace,
+        "clustertopologies",
+        {"kind": "ClusterTopology", "metadata": {"name": "chat"}, "spec": spec},
+    )
+
+
+def status_of(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    found: dict[str, Any] = read(api_client, namespace, "clustertopologies", "chat").get("status", {})
+    return found
+
+
+def hosts(api_client: client.ApiClient, namespace: str) -> tuple[list[str], list[dict[str, Any]]] | None:
+    """The members ConfigMap's hosts.json and members.json; None before it exists."""
+    try:
+        data = client.CoreV1Api(api_client).read_namespaced_config_map("chat-members", namespace).data
+    except ApiException:
+        return None
+    return json.loads(data["hosts.json"]), json.loads(data["members.json"])
+
+
+def membership_events(api_client: client.ApiClient, namespace: str) -> Counter[str]:
+    return Counter(
+        note
+        for _, reason, note in events_about(api_client, namespace, "chat")
+        if reason in ("MemberJoined", "MemberLeft")
+    )
+
+
+def reconciled(operator: OperatorProcess) -> float:
+    return operator.metric("conclave_reconcile_total", controller="topology", result="success") or 0.0
+
+
+def settled(api_client: client.ApiClient, namespace: str, operator: OperatorProcess) -> None:
+    """Two whole supervisor iterations after now, each woken by touching the topology (with
+    no probe, nothing else wakes it before the resync)."""
+    for touch in range(2):
+        later = reconciled(operator) + 1
+        patch = {"metadata": {"annotations": {"test.conclave.dev/touch": f"{touch}-{later}"}}}
+        custom(api_client).patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "clustertopologies", "chat", patch
+        )
+        eventually(lambda later=later: reconciled(operator) >= later or None, timeout=30)
+
+
+def test_six_hundred_members_have_exact_counts_and_a_status_the_api_accepts(
+    api_client: client.ApiClient, namespace: str, start_operator: Operators
+) -> None:
+    service(api_client, namespace)
+    slices(api_client, namespace, 600)
+    topology(api_client, namespace)
+    operator = start_operator()
+
+    status = eventually(lambda: (s := status_of(api_client, namespace)).get("memberCount") == 600 and s, 60)
+    assert (status["readyMembers"], status["membersShown"], len(status["members"])) == (600, 100, 100)
+    assert condition({"status": status}, "Ready")["status"] == "True"
+    names = [m["name"] for m in status["members"]]
+    assert names == sorted(f"chat@{ip(i)}" for i in range(600))[:100]
+    found = eventually(lambda: hosts(api_client, namespace), 30)
+    assert (len(found[0]), len(found[1])) == (600, 600)
+    joined = Counter(f"Member chat@{ip(i)} joined (pod chat-{i:04d})" for i in range(600))
+    eventually(lambda: membership_events(api_client, namespace) == joined, 60)
+    settled(api_client, namespace, operator)
+    assert membership_events(api_client, namespace) == joined  # iterating again announces nothing
+
+    # a member far past the shown slice turns unready, and the last hundred leave
+    slices(api_client, namespace, 500, unready=frozenset({499}))
+    client.DiscoveryV1Api(api_client).delete_namespaced_endpoint_slice("chat-5", namespace)
+    status = eventually(
+        lambda: (
+            (s := status_of(api_client, namespace)).get("memberCount") == 500
+            and s.get("readyMembers") == 499
+            and s
+        ),
+        60,
+    )
+    assert status["members"][0] == {**status["members"][0], "name": f"chat@{ip(499)}", "ready": False}
+    assert (
+        len(eventually(lambda: (h := hosts(api_client, namespace)) and len(h[0]) == 499 and h, 30)[1]) == 500
+    )
+    left = Counter(f"Member chat@{ip(i)} left (pod chat-{i:04d})" for i in range(500, 600))
+    eventually(lambda: membership_events(api_client, namespace) == joined + left, 60)
+    settled(api_client, namespace, operator)
+    assert membership_events(api_client, namespace) == joined + left
+
+
+class RefusingProxy(ConflictingProxy):
+    """Answers every status patch of the topology that carries members with a 422, as the
+    API server does for a status its schema refuses, while ``refusing``; the rest is forwarded."""
+
+    def __init__(self, upstream: str, ca_file: str, path: str) -> None:
+        super().__init__(upstream, ca_file, [])
+        self.path = path
+        self.refusing = True
+        self.refused = 0
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.refusing and request.method == "PATCH" and request.path == self.path:
+            body = await request.read()
+            if b'"members"' in body:
+                self.refused += 1
+                status = {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "reason": "Invalid",
+                    "message": "status.members: Too many: 501: must have at most 500 items (scripted)",
+                    "code": 422,
+                }
+                return web.json_response(status, status=422)
+        return await super()._handle(request)
+
+
+def delete_binding(rbac: client.RbacAuthorizationV1Api, name: str) -> None:
+    with contextlib.suppress(ApiException):
+        rbac.delete_cluster_role_binding(name)
+
+
+@pytest.fixture
+def behind_proxy(
+    api_client: client.ApiClient, namespace: str, tmp_path: Path
+) -> Iterator[Callable[[str], tuple[RefusingProxy, OperatorProcess]]]:
+    """`conclave run` as a cluster-admin ServiceAccount, reaching the API through a RefusingProxy."""
+    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": SERVICE_ACCOUNT}})
+    binding = f"{namespace}-{SERVICE_ACCOUNT}"
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": binding, "labels": {"conclave.dev/test": "true"}},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}],
+        }
+    )
+    upstream = api_client.configuration
+    with contextlib.ExitStack() as stack:
+        stack.callback(delete_binding, rbac, binding)
+
+        def start(path: str) -> tuple[RefusingProxy, OperatorProcess]:
+            proxy = stack.enter_context(RefusingProxy(upstream.host, upstream.ssl_ca_cert, path))
+            token = core.create_namespaced_service_account_token(
+                SERVICE_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}
+            )
+            config = {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "local", "cluster": {"server": proxy.url}}],
+                "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token.status.token}}],
+                "contexts": [{"name": "operator", "context": {"cluster": "local", "user": SERVICE_ACCOUNT}}],
+                "current-context": "operator",
+            }
+            kubeconfig = tmp_path / "kubeconfig"
+            kubeconfig.write_text(yaml.safe_dump(config))
+            operator = Operators(kubeconfig, namespace, tmp_path)()
+            stack.callback(lambda: print(f"--- exited {operator.stop()}; its log:\n{operator.output()}"))
+            return proxy, operator
+
+        yield start
+
+
+def test_a_refused_status_write_is_ready_false_api_error_and_each_event_is_posted_once(
+    api_client: client.ApiClient,
+    namespace: str,
+    behind_proxy: Callable[[str], tuple[RefusingProxy, OperatorProcess]],
+) -> None:
+    service(api_client, namespace)
+    slices(api_client, namespace, 3)
+    topology(api_client, namespace)
+    path = f"/apis/conclave.dev/v1alpha1/namespaces/{namespace}/clustertopologies/chat/status"
+    proxy, operator = behind_proxy(path)
+
+    def ready() -> dict[str, Any] | None:
+        return condition(read(api_client, namespace, "clustertopologies", "chat"), "Ready")
+
+    refused = eventually(lambda: (r := ready()) and r["reason"] == "ApiError" and r, 30)
+    assert refused["status"] == "False"
+    assert "status.members: Too many" in refused["message"]
+    assert proxy.refused >= 1  # the proof is not vacuous
+    settled(api_client, namespace, operator)
+    assert "members" not in status_of(api_client, namespace)  # only the conditions got through
+    assert membership_events(api_client, namespace) == Counter()  # they follow the status
+
+    proxy.refusing = False
+    eventually(lambda: (r := ready()) and r["status"] == "True", 30)
+    assert status_of(api_client, namespace)["memberCount"] == 3
+    joined = Counter(f"Member chat@{ip(i)} joined (pod chat-{i:04d})" for i in range(3))
+    eventually(lambda: membership_events(api_client, namespace) == joined, 30)
+    settled(api_client, namespace, operator)
+    assert membership_events(api_client, namespace) == joined
