@@ -13,8 +13,9 @@ STAMP := $(VENV)/.installed
 test: $(STAMP) system-deps control-plane tools lint typecheck
 	$(BIN)/pytest -p no:cacheprovider tests
 
-# The narrated scenario on a fresh local cluster, stopped at the end; DEMO_FLAGS=--keep
-# leaves it running (`conclave local-cluster down` stops it).
+# The narrated scenario on a fresh local cluster with real Erlang nodes as the members,
+# stopped at the end; DEMO_FLAGS=--keep leaves it running (`conclave local-cluster down`
+# stops it).
 demo: $(STAMP) pod-network-deps control-plane
 	$(BIN)/conclave demo $(DEMO_FLAGS)
 
@@ -39,13 +40,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# From Debian: iproute2 (the pod network's namespace and veth: all the demo needs), and for
-# the tests also Erlang (real BEAM nodes, the reference client of the member-view contract),
+# From Debian: iproute2 (the pod network's namespace and veth), erlang-base (the demo's
+# members are real BEAM nodes) and iptables (the demo's split is a network cut in the pod
+# network): all the demo needs; and for the tests also Erlang (real BEAM nodes, the
+# reference client of the member-view contract),
 # Prometheus with promtool (the dashboard's queries and the alert rules, tested for real),
 # and podman with runc and debootstrap (the image, built from the Dockerfile on a base made
 # from Debian's packages, and run; conclave_harness.images says why runc).
 pod-network-deps:
-	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2)
+	@command -v ip >/dev/null && command -v erl >/dev/null && command -v erlc >/dev/null \
+		&& command -v iptables-restore >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2 erlang-base iptables)
 
 system-deps:
 	@command -v ip >/dev/null && command -v erlc >/dev/null && command -v promtool >/dev/null \

@@ -1,5 +1,6 @@
-"""`conclave demo` itself: a fresh local cluster, the processes behind the scenario, the
-scenario, and the cleanup that leaves nothing behind (or, with --keep, everything running).
+"""`conclave demo` itself: a fresh local cluster, the processes behind the scenario (the
+fake kubelet, the operator, one real Erlang node per pod), the scenario, and the cleanup
+that leaves nothing behind (or, with --keep, everything running).
 
 Every process it starts is recorded in the cluster's state (``LocalCluster.adopt``), so
 `conclave local-cluster down` stops it by PID, as it stops the control plane.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,13 +25,16 @@ from kubernetes import config
 from conclave.adapters.apiclient import ApiClient, load_configuration
 from conclave.api import crdgen
 from conclave.errors import ConflictError, NotFoundError
+from conclave_harness.demo import nodes, splitting
 from conclave_harness.demo.manifests import NAMESPACE
 from conclave_harness.demo.narrating import Measurement, Narration
-from conclave_harness.demo.scenario import POD_TIMEOUT, POLL_INTERVAL, Scenario
+from conclave_harness.demo.nodes import ErlangNodes
+from conclave_harness.demo.scenario import Scenario
+from conclave_harness.demo.watching import POD_TIMEOUT, POLL_INTERVAL
+from conclave_harness.errors import StartupError
 from conclave_harness.localcluster import LocalCluster
 from conclave_harness.localcluster.clusters import free_port
 from conclave_harness.localcluster.kubelet import FakeKubelet
-from conclave_harness.sim import SimulatedMembers
 
 
 def _established(definition: Mapping[str, Any]) -> bool:
@@ -131,16 +136,27 @@ def _terminate_as_interrupt(_signal: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def require_tools() -> None:
+    """Raise StartupError naming every tool the demo needs that this machine lacks."""
+    missing = [tool for tool in (*nodes.TOOLS, *splitting.TOOLS) if shutil.which(tool) is None]
+    if missing:
+        raise StartupError(
+            f"The demo needs {', '.join(missing)}: real Erlang nodes (Debian's erlang-base) and a "
+            "network cut (Debian's iptables); `make demo` installs them"
+        )
+
+
 def run(
     cluster: LocalCluster, narration: Narration, report: Callable[[str], None], keep: bool
 ) -> Mapping[str, str] | None:
     """The whole demo on a fresh local cluster. Returns the cluster's shell exports when
-    ``keep`` (cluster, kubelet, members and operator left running), else None after stopping
-    everything it started. Raises ScenarioFailed and LocalClusterError subclasses."""
+    ``keep`` (cluster, kubelet, Erlang nodes and operator left running), else None after
+    stopping everything it started. Raises ScenarioFailed and LocalClusterError subclasses."""
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # a TERM cleans up like a Ctrl-C
+    require_tools()
     report(f"Starting a fresh local cluster {cluster.name!r} (a previous one of that name is stopped)")
     cluster.down()
-    members = SimulatedMembers(cluster.network)
+    members = ErlangNodes(cluster.network, cluster.state_dir / "erlang", adopt=cluster.adopt)
     processes = Processes(cluster)
     kept = False
     try:
@@ -149,9 +165,7 @@ def run(
             "fake-kubelet",
             _conclave("local-cluster", "kubelet", "--name", cluster.name, "--pod-cidr", cluster.pod_cidr),
         )
-        members.start()
-        assert members.pid is not None
-        cluster.adopt("simulated-members", members.pid)
+        members.prepare()
         api = ApiClient(load_configuration(str(cluster.kubeconfig)), identity="conclave-demo")
 
         def start_operator() -> None:
