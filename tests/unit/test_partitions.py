@@ -325,3 +325,30 @@ def test_a_member_deleted_during_a_split_leaves_every_part_of_the_status_at_once
     named |= {m for link in left.status.missing_links for m in link} | {v.member for v in left.status.views}
     assert "e" not in named
     assert left.status.components == [["a", "b", "c"], ["d"]]  # the split among those who remain holds
+
+
+def test_the_erlang_probe_gives_a_verdict_like_the_http_one() -> None:
+    topology = ClusterTopology.from_api(
+        {
+            "metadata": {"name": "chat", "namespace": "prod"},
+            "spec": {
+                "strategy": "Static",
+                "hosts": list("abc"),
+                "probe": {"type": "erlang", "cookieSecretRef": {"name": "chat-cookie", "key": "cookie"}},
+            },
+        }
+    )
+    counting = [Member(name=name, ip=ADDRESSES[name]) for name in "abc"]
+    views = {name: Probed(view) for name, view in cluster("abc").items()}
+    result = partitioning.plan(
+        topology,
+        owner=ObjectRef("ClusterTopology", "prod", "chat", "uid"),
+        counting=counting,
+        views=views,
+        memory=None,
+        now=T0,
+    )
+    assert (result.status.state, [(w.type, w.status, w.reason) for w in result.conditions]) == (
+        "Healthy",
+        [("Partitioned", False, "FullyConnected"), ("Quorum", True, "MajorityReachable")],
+    )

@@ -27,6 +27,9 @@ from conclave.core.partitions import Debounced, TieBreaker, Verdict
 from conclave.core.plans import EventIntent, MetricSample, ObjectRef
 
 PARTITIONED = "Partitioned"
+VIEW_PROBES = ("http", "erlang")
+"""The probes that give each member's own view: http (the member serves it) and erlang
+(conclave asks the node for its erlang:nodes())."""
 QUORUM = "Quorum"
 
 
@@ -108,7 +111,7 @@ def plan(
         if (reason := views[name].reason if name in views else None) in partitions.DOWN_REASONS
     }
     tie = spec.partition.tie_breaker
-    if spec.probe.type == "http":
+    if spec.probe.type in VIEW_PROBES:
         observed = partitions.verdict(seen, addresses, tie, down)
     else:
         observed = Verdict("Unknown", down=tuple(sorted(down.items())))
@@ -200,7 +203,7 @@ def _partitioned(verdict: Verdict, probe: str) -> Wanted:
         return Wanted(PARTITIONED, False, "MembersDown", message)
     if verdict.state == "Healthy":
         return Wanted(PARTITIONED, False, "FullyConnected", "Every member sees every other member")
-    if probe != "http":
+    if probe not in VIEW_PROBES:
         return Wanted(PARTITIONED, None, "NoMemberViews", f"probe.type {probe} gives no member views")
     return Wanted(PARTITIONED, None, "ViewsUnknown", "Fewer than half of the members' views are known")
 
