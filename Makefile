@@ -55,9 +55,10 @@ pod-network-deps:
 system-deps:
 	@command -v ip >/dev/null && command -v erlc >/dev/null && command -v promtool >/dev/null \
 		&& command -v prometheus >/dev/null && command -v podman >/dev/null && command -v runc >/dev/null \
-		&& command -v debootstrap >/dev/null || \
+		&& command -v debootstrap >/dev/null && command -v iptables-restore >/dev/null \
+		&& command -v elixir >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2 erlang-base \
-			erlang-inets prometheus podman runc debootstrap)
+			erlang-inets prometheus podman runc debootstrap iptables elixir)
 
 # Builds etcd, kube-apiserver and kube-controller-manager once per machine
 # (cached under $${XDG_CACHE_HOME:-~/.cache}/conclave), then only checks the cache.

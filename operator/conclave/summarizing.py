@@ -151,7 +151,11 @@ def _source(topology: ClusterTopology) -> str:
         "DNSPoll": f"query {spec.query}",
         "Static": f"{len(spec.hosts)} hosts",
     }[spec.strategy]
-    probe = "no probe" if spec.probe.type == "none" else f"probe {spec.probe.type} :{spec.probe.port}"
+    port = spec.probe.distribution_port if spec.probe.type == "erlang" else spec.probe.port
+    probe = "no probe" if spec.probe.type == "none" else f"probe {spec.probe.type}"
+    probe += f" :{port}" if port else ""
+    if spec.connect == "Mesh":
+        probe += ", mesh by conclave"
     return f"{spec.strategy} via {where}, {probe}"
 
 
