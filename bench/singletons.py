@@ -4,13 +4,16 @@
    removed. Prints the fraction of singletons that moved against the minimum possible
    (1/21 and 1/20), and the max/mean owner load, for conclave's rendezvous hashing and,
    on the same input, for a model of Horde's default ring (libring's HashRing: 128
-   points per member on a 32-bit ring).
+   points per member on a 32-bit ring), and for conclave's bounded loads (loadFactor
+   1.05: the planner's own functions, deciding singleton by singleton in name order as it
+   does; Passive moves only what it must, Active follows the bounded choice until stable).
 2. Failover, on the local control plane with the operator as its own process: the
    owner's pod is deleted (gone from the API at once, grace period 0) and the time until
    this process's watch shows the Lease granted to another member is measured, over
    50 runs.
 
     .venv/bin/python bench/singletons.py [--singletons 10000] [--members 20] [--runs 50]
+        [--placement-only]
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from discovery import operator_process, percentiles, wait_for
 from kubernetes import client, config, watch
 
 from conclave.api import crdgen
-from conclave.core.placement import choose
+from conclave.core.placement import bounded, capacity, choose
 from conclave_harness.localcluster import LocalCluster
 from conclave_harness.localcluster.kubelet import FakeKubelet
 
@@ -68,8 +71,45 @@ def rendezvous(members: Sequence[str]) -> Callable[[str], str]:
     return owner
 
 
-def placement_rows(singletons: int, size: int) -> list[tuple[str, str, float, float, float]]:
-    keys = [f"prod/singleton-{i}" for i in range(singletons)]
+LOAD_FACTOR = 1.05
+
+
+def place_bounded(
+    keys: Sequence[str], members: Sequence[str], before: dict[str, str], active: bool
+) -> dict[str, str]:
+    """Owners as the planner decides them with bounded loads, from the owners ``before``:
+    a key whose owner is no member is granted its bounded choice, in name order; Active
+    also moves a key whose bounded choice is another member, pass after pass, until none does."""
+    limit = capacity(len(keys), len(members), LOAD_FACTOR)
+    owners = {key: owner for key, owner in before.items() if owner in members}
+    loads = Counter(owners.values())
+    for key in keys:
+        if key not in owners:
+            chosen = bounded(key, members, loads, limit)
+            assert chosen is not None
+            owners[key] = chosen
+            loads[chosen] += 1
+    changed = active
+    while changed:
+        changed = False
+        for key in keys:
+            held = owners[key]
+            chosen = bounded(key, members, {**loads, held: loads[held] - 1}, limit)
+            if chosen is not None and chosen != held:
+                loads[held] -= 1
+                loads[chosen] += 1
+                owners[key] = chosen
+                changed = True
+    return owners
+
+
+def max_over_mean(owners: Sequence[str], members: Sequence[str]) -> float:
+    loads = Counter(owners)
+    return max(loads.values()) / (len(owners) / len(members))
+
+
+def placement_rows(singletons: int, size: int) -> list[tuple[str, str, float, float, float, float]]:
+    keys = sorted(f"prod/singleton-{i}" for i in range(singletons))
     members = [f"chat@10.0.{i // 250}.{i % 250 + 1}" for i in range(size)]
     grown = [*members, f"chat@10.1.0.{size + 1}"]
     shrunk = members[1:]
@@ -86,7 +126,18 @@ def placement_rows(singletons: int, size: int) -> list[tuple[str, str, float, fl
             place_after = placer(others)
             after = [place_after(key) for key in keys]
             moved = sum(a != b for a, b in zip(base, after, strict=True)) / singletons
-            rows.append((label, change, moved, moved / minimum, load))
+            rows.append((label, change, moved, moved / minimum, load, max_over_mean(after, others)))
+    for label, active in (("bounded, Passive", False), ("bounded, Active", True)):
+        start = place_bounded(keys, members, {}, active)
+        load = max_over_mean(list(start.values()), members)
+        for change, others, minimum in (
+            ("+1 member", grown, 1 / (size + 1)),
+            ("-1 member", shrunk, 1 / size),
+        ):
+            after_owners = place_bounded(keys, others, start, active)
+            moved = sum(start[key] != after_owners[key] for key in keys) / singletons
+            after_load = max_over_mean(list(after_owners.values()), others)
+            rows.append((label, change, moved, moved / minimum, load, after_load))
     return rows
 
 
@@ -186,11 +237,14 @@ def main() -> None:
     parser.add_argument("--singletons", type=int, default=10_000)
     parser.add_argument("--members", type=int, default=20)
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--placement-only", action="store_true", help="skip the failover part")
     arguments = parser.parse_args()
     print(f"\nPlacement: {arguments.singletons} singletons over {arguments.members} members\n")
-    print(f"{'placement':<24}{'change':<12}{'moved':>8}{'x minimum':>11}{'max/mean load':>15}")
-    for label, change, moved, ratio, load in placement_rows(arguments.singletons, arguments.members):
-        print(f"{label:<24}{change:<12}{moved:>8.4f}{ratio:>11.3f}{load:>15.3f}")
+    print(f"{'placement':<24}{'change':<12}{'moved':>8}{'x minimum':>11}{'max/mean':>10}{'after':>8}")
+    for label, change, moved, ratio, load, after in placement_rows(arguments.singletons, arguments.members):
+        print(f"{label:<24}{change:<12}{moved:>8.4f}{ratio:>11.3f}{load:>10.3f}{after:>8.3f}")
+    if arguments.placement_only:
+        return
     if os.geteuid() != 0:
         sys.exit("the failover part needs the local cluster's pod network, which needs root")
     samples = failover(arguments.runs)

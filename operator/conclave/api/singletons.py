@@ -57,6 +57,15 @@ class SingletonSpec(Model):
         default="Passive",
         description="Passive: move only when the owner stops being eligible; Active: follow the hash.",
     )
+    load_factor: float = Field(
+        default=1.05,
+        ge=1.0,
+        le=2.0,
+        description="Uniform, UniformQuorum: a member already holding loadFactor * the mean number of "
+        "the topology's Uniform and UniformQuorum singletons per eligible member (rounded down, never "
+        "below the mean rounded up) is passed over in rendezvous order (bounded loads): the busiest "
+        "member holds at most loadFactor * the mean.",
+    )
     lease_duration: str = durations.field(
         "15s", "1s", "1h", "How long a cut-off owner may still believe it owns the singleton."
     )

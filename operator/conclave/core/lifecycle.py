@@ -29,7 +29,15 @@ from conclave.core.facts import LeaseState, PodFacts
 from conclave.core.marks import released_annotation
 from conclave.core.memory import SingletonMemory
 from conclave.core.partitions import Verdict
-from conclave.core.placement import Candidate, Eligibility, choose, eligible, keep_reason
+from conclave.core.placement import (
+    Candidate,
+    Eligibility,
+    bounded,
+    capacity,
+    choose,
+    eligible,
+    keep_reason,
+)
 
 PLACED = "Placed"
 GONE_PHASES = ("Succeeded", "Failed")
@@ -65,7 +73,7 @@ class Fact(enum.Enum):
 
 
 class Pick(enum.Enum):
-    HASHED = "the rendezvous hash's choice among the eligible"
+    HASHED = "the rendezvous hash's choice among the eligible, passing over the full (bounded loads)"
     STICKY = "the prior owner when it is eligible again (Passive), else the hash's choice"
 
 
@@ -134,6 +142,16 @@ class Context:
     verdict: Verdict
     clock: float
     """The operator's monotonic clock now."""
+    loads: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """How many of the topology's balanced (Uniform, UniformQuorum) singletons each member
+    holds, with the decisions taken before this one in the same plan."""
+    balanced: int = 0
+    """How many balanced singletons the topology has (0: no bound, plain rendezvous)."""
+
+
+def balanced(spec: SingletonSpec) -> bool:
+    """Whether a singleton counts for, and is placed by, bounded loads."""
+    return spec.distribution != "Pinned"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,7 +256,7 @@ def _facts(singleton: SingletonFacts, context: Context, memory: SingletonMemory)
     options = eligible(spec, list(context.candidates.values()), context.verdict)
     prior = _prior(lease, status)
     holder_name = lease.holder if lease else None
-    hashed = choose(singleton.identity, options.members)
+    hashed = _hashed(singleton, context, options, holder_name)
     passive = spec.rebalance == "Passive" and prior is not None and prior.name in options.members
     leaving = None
     if holder_name is not None:
@@ -269,6 +287,19 @@ def _facts(singleton: SingletonFacts, context: Context, memory: SingletonMemory)
         remaining=duration - (context.clock - seen),
         lease_reason=lease.reason if lease else None,
     )
+
+
+def _hashed(
+    singleton: SingletonFacts, context: Context, options: Eligibility, holder: str | None
+) -> str | None:
+    """The rendezvous choice among the eligible; for a balanced singleton, the first in its
+    rendezvous order that holds fewer than the capacity its loadFactor allows (its own
+    holding not counted, so a holder within the bound is its own choice when first)."""
+    if not balanced(singleton.spec) or not context.balanced:
+        return choose(singleton.identity, options.members)
+    limit = capacity(context.balanced, len(options.members), singleton.spec.load_factor)
+    loads = {member: context.loads.get(member, 0) - (member == holder) for member in options.members}
+    return bounded(singleton.identity, options.members, loads, limit)
 
 
 def _act(rule: Rule, facts: _Facts, context: Context, memory: SingletonMemory) -> Decision:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
@@ -41,6 +42,7 @@ from conclave.core import (
     conditions,
     discovery,
     grouping,
+    lifecycle,
     meshing,
     ownership,
     partitioning,
@@ -420,10 +422,17 @@ def _singletons_plan(observation: Observation, view: TopologyView | None) -> _Si
     labels = {"namespace": observation.namespace, "topology": observation.topology_name}
     objects, waits, memories = [], [], {}
     context = None
+    loads: Counter[str] = Counter()
+    balanced = [s for s in observation.singletons if lifecycle.balanced(s.resource.spec)]
+    for seen in balanced:
+        lease = observation.ownership.leases.get(seen.resource.metadata.name)
+        loads.update([lease.holder] if lease is not None and lease.holder else [])
     if view is not None:
         down = [member for member, _ in view.verdict.down]
         candidates = placement.candidates(view.published, observation.pods, down)
-        context = Context(candidates, observation.pods, view.verdict, observation.moment.monotonic)
+        context = Context(
+            candidates, observation.pods, view.verdict, observation.moment.monotonic, balanced=len(balanced)
+        )
     placed = 0
     for observed in observation.singletons:
         owner, resource = ref(observed), observed.resource
@@ -445,7 +454,7 @@ def _singletons_plan(observation: Observation, view: TopologyView | None) -> _Si
         single = ownership.plan(
             facts,
             owner=owner,
-            context=context,
+            context=dataclasses.replace(context, loads=dict(loads)),
             memory=observation.memory.singletons.get(observed.uid, SingletonMemory()),
             now=observation.moment.wall,
             labels=labels,
@@ -466,6 +475,10 @@ def _singletons_plan(observation: Observation, view: TopologyView | None) -> _Si
                 metrics=tuple(single.metrics),
             )
         )
+        if lifecycle.balanced(resource.spec) and facts.lease is not None and facts.lease.holder:
+            loads[facts.lease.holder] -= 1
+        if lifecycle.balanced(resource.spec) and single.status.owner:
+            loads[single.status.owner] += 1  # the next singleton is decided against this one's choice
         waits += [single.requeue_after] if single.requeue_after is not None else []
         memories[observed.uid] = single.memory
         placed += single.status.phase == "Placed"
