@@ -157,27 +157,47 @@ def test_a_split_that_holds_is_published_after_stable_after() -> None:
     assert (state.published, state.published_since) == (split, T0 + datetime.timedelta(seconds=6))
 
 
-def test_events_follow_the_published_verdict_only() -> None:
-    topology = ClusterTopology.from_api(
+def topology_probed(probe: dict[str, Any] | None = None) -> ClusterTopology:
+    return ClusterTopology.from_api(
         {
             "metadata": {"name": "chat", "namespace": "prod"},
             "spec": {
                 "strategy": "Static",
                 "hosts": list("abcde"),
-                "probe": {"type": "http", "port": 4000},
+                "probe": probe or {"type": "http", "port": 4000},
                 "partition": {"stableAfter": "5s"},
             },
         }
     )
+
+
+def planner(probe: dict[str, Any] | None = None) -> Any:
+    """Plan the partition of a five-member topology, step by step."""
+    topology = topology_probed(probe)
     owner = ObjectRef("ClusterTopology", "prod", "chat", "uid")
 
-    def step(views: dict[str, frozenset[str] | None], memory: Debounced | None, seconds: float) -> Any:
+    def step(
+        members: str, views: dict[str, frozenset[str] | None], memory: Any, seconds: float, down: str = ""
+    ) -> Any:
         now = T0 + datetime.timedelta(seconds=seconds)
-        counting = [Member(name=name, ip=ADDRESSES.get(name)) for name in "abcde"]
-        probed = {name: Probed(view) for name, view in views.items()}
+        counting = [Member(name=name, ip=ADDRESSES.get(name)) for name in members]
+        probed = {
+            name: Probed(None, REFUSED) if name in down else Probed(view)
+            for name, view in views.items()
+            if name in members
+        }
         return partitioning.plan(
             topology, owner=owner, counting=counting, views=probed, memory=memory, now=now
         )
+
+    return step
+
+
+def test_events_follow_the_published_verdict_only() -> None:
+    plan = planner()
+
+    def step(views: dict[str, frozenset[str] | None], memory: Debounced | None, seconds: float) -> Any:
+        return plan("abcde", views, memory, seconds)
 
     first = step(cluster("abcde"), None, 0)
     assert first.events == []
@@ -263,37 +283,6 @@ def test_a_verdict_never_names_a_member_that_left_and_never_a_down_one_as_a_comp
         assert len(restricted.majority) * 2 > len(remaining)
 
 
-def planner(**partition: str) -> Any:
-    topology = ClusterTopology.from_api(
-        {
-            "metadata": {"name": "chat", "namespace": "prod"},
-            "spec": {
-                "strategy": "Static",
-                "hosts": list("abcde"),
-                "probe": {"type": "http", "port": 4000},
-                "partition": {"stableAfter": "5s", **partition},
-            },
-        }
-    )
-    owner = ObjectRef("ClusterTopology", "prod", "chat", "uid")
-
-    def step(
-        members: str, views: dict[str, frozenset[str] | None], memory: Any, seconds: float, down: str = ""
-    ) -> Any:
-        now = T0 + datetime.timedelta(seconds=seconds)
-        counting = [Member(name=name, ip=ADDRESSES.get(name)) for name in members]
-        probed = {
-            name: Probed(None, REFUSED) if name in down else Probed(view)
-            for name, view in views.items()
-            if name in members
-        }
-        return partitioning.plan(
-            topology, owner=owner, counting=counting, views=probed, memory=memory, now=now
-        )
-
-    return step
-
-
 def test_a_crash_is_member_down_never_partition_detected() -> None:
     step = planner()
     first = step("abcde", cluster("abcde"), None, 0)
@@ -328,26 +317,8 @@ def test_a_member_deleted_during_a_split_leaves_every_part_of_the_status_at_once
 
 
 def test_the_erlang_probe_gives_a_verdict_like_the_http_one() -> None:
-    topology = ClusterTopology.from_api(
-        {
-            "metadata": {"name": "chat", "namespace": "prod"},
-            "spec": {
-                "strategy": "Static",
-                "hosts": list("abc"),
-                "probe": {"type": "erlang", "cookieSecretRef": {"name": "chat-cookie", "key": "cookie"}},
-            },
-        }
-    )
-    counting = [Member(name=name, ip=ADDRESSES[name]) for name in "abc"]
-    views = {name: Probed(view) for name, view in cluster("abc").items()}
-    result = partitioning.plan(
-        topology,
-        owner=ObjectRef("ClusterTopology", "prod", "chat", "uid"),
-        counting=counting,
-        views=views,
-        memory=None,
-        now=T0,
-    )
+    erlang = {"type": "erlang", "cookieSecretRef": {"name": "chat-cookie", "key": "cookie"}}
+    result = planner(erlang)("abcde", cluster("abcde"), None, 0)
     assert (result.status.state, [(w.type, w.status, w.reason) for w in result.conditions]) == (
         "Healthy",
         [("Partitioned", False, "FullyConnected"), ("Quorum", True, "MajorityReachable")],
