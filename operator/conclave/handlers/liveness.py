@@ -106,10 +106,14 @@ class WatchAudit:
         self._lags: dict[tuple[str, str, str], _Lag] = {}
 
     async def run(self, interval: float) -> None:
-        """Audit every ``interval`` seconds, until cancelled."""
+        """Audit every ``interval`` seconds, until cancelled. The lists go one at a time: the
+        audit never holds more than one of the API client's threads."""
         while True:
             await asyncio.sleep(interval)
-            await self.audit()
+            try:
+                await self.audit()
+            except Exception:  # a bug here must not end the audit, nor fail /healthz by itself
+                logger.exception("Auditing the watches failed")
 
     async def audit(self) -> None:
         """List a page of every watched kind in every scope and compare it with what the

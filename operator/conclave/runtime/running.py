@@ -117,7 +117,8 @@ class HealthServer:
 
 
 async def run(settings: Settings) -> int:
-    """Run until stopped (returns 0) or until leadership is lost (returns 3)."""
+    """Run until stopped (returns 0), leadership is lost (3), the API refuses the leader
+    Lease for good (4) or kopf fails (1); each of the last three is logged in one line."""
     configuration = load_configuration(settings.kubeconfig, settings.context)
     api = ApiClient(configuration, settings.identity)
     health = HealthServer(settings)
