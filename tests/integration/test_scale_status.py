@@ -39,6 +39,7 @@ from support import (
 pytestmark = pytest.mark.usefixtures("installed_crds")
 
 SLICE_SIZE = 100
+Start = Callable[..., tuple["RefusingProxy", OperatorProcess]]
 SERVICE_ACCOUNT = "conclave"
 
 
@@ -206,10 +207,34 @@ def delete_binding(rbac: client.RbacAuthorizationV1Api, name: str) -> None:
         rbac.delete_cluster_role_binding(name)
 
 
+class ThrottlingProxy(RefusingProxy):
+    """Answers the first ``times`` status patches of the topology with a 429 and a
+    Retry-After, as the API server's priority and fairness does."""
+
+    def __init__(self, upstream: str, ca_file: str, path: str, times: int = 2) -> None:
+        super().__init__(upstream, ca_file, path)
+        self.refusing = False
+        self.throttle = times
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.throttle and request.method == "PATCH" and request.path == self.path:
+            self.throttle -= 1
+            self.refused += 1
+            status = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "reason": "TooManyRequests",
+                "message": "Too many requests, please try again later (scripted)",
+                "code": 429,
+                "details": {"retryAfterSeconds": 1},
+            }
+            return web.json_response(status, status=429, headers={"Retry-After": "1"})
+        return await super()._handle(request)
+
+
 @pytest.fixture
-def behind_proxy(
-    api_client: client.ApiClient, namespace: str, tmp_path: Path
-) -> Iterator[Callable[[str], tuple[RefusingProxy, OperatorProcess]]]:
+def behind_proxy(api_client: client.ApiClient, namespace: str, tmp_path: Path) -> Iterator[Start]:
     """`conclave run` as a cluster-admin ServiceAccount, reaching the API through a RefusingProxy."""
     core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": SERVICE_ACCOUNT}})
@@ -229,8 +254,10 @@ def behind_proxy(
     with contextlib.ExitStack() as stack:
         stack.callback(delete_binding, rbac, binding)
 
-        def start(path: str) -> tuple[RefusingProxy, OperatorProcess]:
-            proxy = stack.enter_context(RefusingProxy(upstream.host, upstream.ssl_ca_cert, path))
+        def start(
+            path: str, kind: type[RefusingProxy] = RefusingProxy
+        ) -> tuple[RefusingProxy, OperatorProcess]:
+            proxy = stack.enter_context(kind(upstream.host, upstream.ssl_ca_cert, path))
             token = core.create_namespaced_service_account_token(
                 SERVICE_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}
             )
@@ -254,7 +281,7 @@ def behind_proxy(
 def test_a_refused_status_write_is_ready_false_api_error_and_each_event_is_posted_once(
     api_client: client.ApiClient,
     namespace: str,
-    behind_proxy: Callable[[str], tuple[RefusingProxy, OperatorProcess]],
+    behind_proxy: Start,
 ) -> None:
     service(api_client, namespace)
     slices(api_client, namespace, 3)
@@ -280,3 +307,21 @@ def test_a_refused_status_write_is_ready_false_api_error_and_each_event_is_poste
     eventually(lambda: membership_events(api_client, namespace) == joined, 30)
     settled(api_client, namespace, operator)
     assert membership_events(api_client, namespace) == joined
+
+
+def test_a_throttled_status_write_is_waited_out_and_never_a_failure(
+    api_client: client.ApiClient, namespace: str, behind_proxy: Start
+) -> None:
+    service(api_client, namespace)
+    slices(api_client, namespace, 3)
+    topology(api_client, namespace)
+    path = f"/apis/conclave.dev/v1alpha1/namespaces/{namespace}/clustertopologies/chat/status"
+    proxy, operator = behind_proxy(path, ThrottlingProxy)
+
+    body = eventually(
+        lambda: (b := read(api_client, namespace, "clustertopologies", "chat")).get("status") and b, 30
+    )
+    assert proxy.refused == 2  # both 429s were answered, and the write still went through
+    assert condition(body, "Ready") == {**condition(body, "Ready"), "status": "True", "reason": "Reconciled"}
+    assert body["status"]["memberCount"] == 3
+    assert operator.metric("conclave_api_errors_total", verb="patch", code="429") is None

@@ -1,8 +1,9 @@
 """The applier: the only code that writes to the Kubernetes API.
 
-It applies a plan object by object, each in its own order: the object's owned objects
-(a singleton's Lease is the truth its status only mirrors), then its status, then what
-it no longer uses, then its pod marks, events and metric samples. A status is written
+It applies a plan object by object, ``concurrency`` objects at a time (so one singleton's
+status never waits for every other singleton's Lease), each in its own order: the
+object's owned objects (a singleton's Lease is the truth its status only mirrors), then
+its status, then what it no longer uses, then its pod marks, events and metric samples. A status is written
 only if the owned writes before it succeeded (it would describe what did not happen),
 and an object's events and samples go out only once its status is published (they
 describe that status; planned again from the old one, they would be posted twice).
@@ -28,12 +29,14 @@ again, and a change is announced once).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
+import functools
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from conclave.adapters import metrics
 from conclave.adapters.apiclient import ApiClient
@@ -56,12 +59,26 @@ from conclave.errors import ApiError, ConflictError, NotFoundError
 logger = logging.getLogger(__name__)
 
 MAX_NOTE_LENGTH = 1024
+CONCURRENCY = 32
+"""How many objects the applier writes at once (each in its own order); the API client's
+thread pool and the server's priority and fairness bound what is really in flight."""
 
 
 @dataclasses.dataclass(frozen=True)
 class WriteFailure:
     target: ObjectRef
     error: ApiError
+
+
+@dataclasses.dataclass
+class _Progress:
+    """What took effect of one object's plans, as they are applied."""
+
+    written: bool = False
+    published: bool = False
+    conflicted: bool = False
+    failures: list[WriteFailure] = dataclasses.field(default_factory=list)
+    marks: list[PodAnnotations] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,46 +95,82 @@ class Applied:
 
 
 class Applier:
-    def __init__(self, api: ApiClient, cache: Cache, guard: Callable[[], None], identity: str) -> None:
-        """``guard`` raises LeadershipLost when this replica may no longer write."""
+    def __init__(
+        self,
+        api: ApiClient,
+        cache: Cache,
+        guard: Callable[[], None],
+        identity: str,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
+        """``guard`` raises LeadershipLost when this replica may no longer write;
+        ``concurrency``: how many objects (and then pods) are written at once."""
         self.api = api
         self.cache = cache
         self.guard = guard
         self.identity = identity
+        self.concurrency = max(1, concurrency)
 
     async def apply(self, plan: Plan) -> Applied:
-        """Carry out the plan, object by object. Raises only LeadershipLost."""
-        written: set[ObjectRef] = set()
-        published: set[ObjectRef] = set()
-        conflicted: list[ObjectRef] = []
-        failures: list[WriteFailure] = []
-        marks: list[PodAnnotations] = []
-        held: set[ObjectRef] = set()  # objects a plan before was not published for
+        """Carry out the plan, object by object, ``concurrency`` objects at a time, each in
+        its own order. Raises only LeadershipLost."""
+        by_object: dict[ObjectRef, list[ObjectPlan]] = {}
         for item in plan.objects:
-            if item.target in held:
-                continue
-            held.add(item.target)
+            by_object.setdefault(item.target, []).append(item)
+        progress = [_Progress() for _ in by_object]
+        await self._bounded(
+            [
+                functools.partial(self._apply_object, items, done)
+                for items, done in zip(by_object.values(), progress, strict=True)
+            ]
+        )
+        marks = [mark for done in progress for mark in done.marks]
+        pods = _merged((*marks, *plan.pod_annotations))
+        await self._bounded([functools.partial(self._annotate_pod, pod) for pod in pods])
+        record(plan.metrics)
+        return Applied(
+            frozenset(ref for done, ref in zip(progress, by_object, strict=True) if done.written),
+            frozenset(ref for done, ref in zip(progress, by_object, strict=True) if done.published),
+            tuple(ref for done, ref in zip(progress, by_object, strict=True) if done.conflicted),
+            tuple(failure for done in progress for failure in done.failures),
+        )
+
+    async def _bounded(self, jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
+        """Run the jobs, at most ``concurrency`` at a time; the first exception (only
+        LeadershipLost gets out of a job) cancels the rest and is raised."""
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def run(job: Callable[[], Awaitable[None]]) -> None:
+            async with semaphore:
+                await job()  # made only now: a job cancelled while waiting was never begun
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for job in jobs:
+                    group.create_task(run(job))
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+
+    async def _apply_object(self, items: Sequence[ObjectPlan], done: _Progress) -> None:
+        """One object's plans in order, each only once the ones before it were published."""
+        for item in items:
             try:
-                if not await self._apply_owned(item, failures):
-                    continue
-                written.add(item.target)
-                marks += item.pod_annotations  # they mirror the Lease just written
-                if not await self._apply_status(item.status, failures):
-                    continue
-                published.add(item.target)
-                await self._apply_removals(item.removals, failures)
+                if not await self._apply_owned(item, done.failures):
+                    return
+                done.written = True
+                done.marks += item.pod_annotations  # they mirror the Lease just written
+                if not await self._apply_status(item.status, done.failures):
+                    done.published = False
+                    return
+                done.published = True
+                await self._apply_removals(item.removals, done.failures)
             except ConflictError as error:
                 logger.info("Re-read %s %s after a conflict: %s", item.target.kind, item.target.name, error)
-                conflicted.append(item.target)
-                continue
-            held.discard(item.target)
+                done.conflicted = True
+                return
             for event in item.events:
                 await self._post_event(event)
             record(item.metrics)
-        for pod in _merged((*marks, *plan.pod_annotations)):
-            await self._annotate_pod(pod)
-        record(plan.metrics)
-        return Applied(frozenset(written), frozenset(published), tuple(conflicted), tuple(failures))
 
     async def _apply_owned(self, item: ObjectPlan, failures: list[WriteFailure]) -> bool:
         """True when every owned write succeeded. Raises ConflictError (after a re-read)."""

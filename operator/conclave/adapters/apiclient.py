@@ -4,12 +4,18 @@ The official client is synchronous and slow to deserialize into its models, so e
 call here runs in a small thread pool and returns plain JSON; library errors become
 conclave's own (``conclave.errors``) with ``raise ... from``. This module transports; it
 decides nothing and is called for writes only by the applier.
+
+A 429 (the API server's priority and fairness, or its storage still initialising) is not
+a failure: the request waits for the Retry-After the server names (1 s if none, at most
+``MAX_RETRY_AFTER``) and is sent again, for up to ``THROTTLED_PATIENCE`` seconds in all;
+only then is it an ApiError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 from collections.abc import Mapping
@@ -24,6 +30,8 @@ from conclave.errors import ApiError, ConflictError, CredentialsError, Forbidden
 
 JSON = dict[str, Any]
 REQUEST_TIMEOUT = 15.0
+MAX_RETRY_AFTER = 10.0
+THROTTLED_PATIENCE = 60.0
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_CONTENT = "application/json"
@@ -107,11 +115,22 @@ class ApiClient:
         query: Mapping[str, str] | None = None,
         content_type: str = JSON_CONTENT,
     ) -> JSON:
-        """Send one request; return the decoded JSON body. Raises ApiError subclasses."""
+        """Send one request; return the decoded JSON body. Raises ApiError subclasses.
+
+        A 429 is waited out (its Retry-After) and sent again, until THROTTLED_PATIENCE."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self._send, method, path, body, dict(query or {}), content_type
-        )
+        waited = 0.0
+        while True:
+            try:
+                return await loop.run_in_executor(
+                    self._executor, self._send, method, path, body, dict(query or {}), content_type
+                )
+            except _Throttled as throttled:
+                if waited + throttled.delay > THROTTLED_PATIENCE:
+                    metrics.API_ERRORS.labels(verb=method.lower(), code="429").inc()
+                    raise ApiError(429, "TooManyRequests", f"{method} {path}: {throttled.message}") from None
+                await asyncio.sleep(throttled.delay)
+                waited += throttled.delay
 
     def _send(self, method: str, path: str, body: Any, query: dict[str, str], content_type: str) -> JSON:
         verb = method.lower()
@@ -129,6 +148,8 @@ class ApiClient:
         except (client.exceptions.ApiException, urllib3.exceptions.HTTPError, OSError) as error:
             metrics.API_ERRORS.labels(verb=verb, code="0").inc()
             raise ApiError(0, "Unreachable", f"{method} {path}: {error}") from None
+        if response.status == 429:
+            raise _Throttled(_retry_after(response.headers, data), data[:200].decode(errors="replace"))
         if not 200 <= response.status <= 299:
             metrics.API_ERRORS.labels(verb=verb, code=str(response.status)).inc()
             details = _status_details(data)
@@ -155,6 +176,27 @@ class ApiClient:
     async def delete(self, path: str, options: JSON | None = None) -> JSON:
         """``options``: a DeleteOptions body, e.g. preconditions."""
         return await self.request("DELETE", path, options)
+
+
+class _Throttled(Exception):  # a signal between _send and request, never raised past them
+    def __init__(self, delay: float, message: str) -> None:
+        super().__init__(message)
+        self.delay = delay
+        self.message = message
+
+
+def _retry_after(headers: Any, body: bytes) -> float:
+    """The seconds a 429 asks to wait: its Retry-After header, else the Status's
+    details.retryAfterSeconds, else 1; within (0, MAX_RETRY_AFTER]."""
+    value: Any = (headers or {}).get("Retry-After")
+    if value is None:
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            value = (json.loads(body).get("details") or {}).get("retryAfterSeconds")
+    try:
+        seconds = float(value) if value is not None else 1.0
+    except (TypeError, ValueError):
+        seconds = 1.0
+    return min(max(seconds, 0.05), MAX_RETRY_AFTER)
 
 
 def _status_details(body: Any) -> dict[str, str]:

@@ -3,15 +3,65 @@
 Handlers write here and nothing else does (besides the applier, which stores what the
 API answered to its own writes, so the next iteration does not act on a stale copy).
 Supervisors read it to build observations without asking the API again.
+
+It stores what it is given without copying it (a watch event's body is a fresh object
+that nobody changes afterwards), and what it hands out is a read-only view by contract:
+readers never change a body. Like client-go's transform functions, it keeps of Pods and
+EndpointSlices only the fields the operator reads (``KEPT``), and of every object it
+drops ``metadata.managedFields``: at thousands of pods, that is most of the memory.
+
+Beside each body it can keep what a reader derived from it (``derived``: a parsed model),
+until the body's resourceVersion changes: an object is parsed once per version, not once
+per iteration.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 JSON = dict[str, Any]
+T = TypeVar("T")
+
+METADATA_KEPT = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "labels",
+    "annotations",
+    "deletionTimestamp",
+    "ownerReferences",
+    "creationTimestamp",
+)
+KEPT: Mapping[str, Mapping[str, tuple[str, ...] | None]] = {
+    "Pod": {"status": ("podIP", "phase", "conditions")},
+    "EndpointSlice": {"addressType": None, "endpoints": None},
+}
+"""Kind → top-level field → the sub-fields kept (None: all of it); metadata is always
+kept (METADATA_KEPT). A new reader of another field of these kinds adds it here."""
+
+
+def slim(kind: str, body: Mapping[str, Any]) -> JSON:
+    """``body`` as the cache keeps it: without managedFields, and for the kinds of ``KEPT``
+    only the fields named there. Shares what it keeps with ``body`` (no copy)."""
+    metadata = body.get("metadata") or {}
+    fields = KEPT.get(kind)
+    if fields is None:
+        kept = dict(body)
+        if "managedFields" in metadata:
+            kept["metadata"] = {key: value for key, value in metadata.items() if key != "managedFields"}
+        return kept
+    kept = {"metadata": {key: metadata[key] for key in METADATA_KEPT if key in metadata}}
+    for field, parts in fields.items():
+        value = body.get(field)
+        if value is None:
+            continue
+        if parts is not None and isinstance(value, Mapping):
+            value = {part: value[part] for part in parts if part in value}
+        kept[field] = value
+    return kept
 
 
 class Cache:
@@ -20,6 +70,7 @@ class Cache:
 
     def __init__(self) -> None:
         self._objects: dict[str, dict[str, dict[str, JSON]]] = {}
+        self._derived: dict[tuple[str, str, str], dict[str, tuple[str, Any]]] = {}
 
     def put(self, kind: str, body: Mapping[str, Any]) -> None:
         """Remember the latest ``body``; a stale copy only costs a 409 and a re-read later.
@@ -28,16 +79,33 @@ class Cache:
         """
         metadata = body["metadata"]
         namespace = self._objects.setdefault(kind, {}).setdefault(metadata.get("namespace", ""), {})
-        namespace[metadata["name"]] = copy.deepcopy(dict(body))
+        namespace[metadata["name"]] = slim(kind, body)
 
     def drop(self, kind: str, namespace: str, name: str) -> None:
         self._objects.get(kind, {}).get(namespace, {}).pop(name, None)
+        self._derived.pop((kind, namespace, name), None)
 
     def get(self, kind: str, namespace: str, name: str) -> JSON | None:
+        """The body (read-only: never change it), or None."""
         return self._objects.get(kind, {}).get(namespace, {}).get(name)
 
     def in_namespace(self, kind: str, namespace: str) -> Iterator[JSON]:
-        """The namespace's objects of ``kind``, by name."""
+        """The namespace's objects of ``kind``, by name (read-only: never change them)."""
         objects = self._objects.get(kind, {}).get(namespace, {})
         for name in sorted(objects):
             yield objects[name]
+
+    def derived(self, kind: str, body: Mapping[str, Any], purpose: str, make: Callable[[Any], T]) -> T:
+        """``make(body)``, computed once per resourceVersion of the object (and uid, so a
+        same-named successor is made afresh); ``purpose`` keeps apart what different
+        readers derive. ``make`` must depend on nothing but the body."""
+        metadata = body["metadata"]
+        made = self._derived.setdefault((kind, metadata.get("namespace", ""), metadata["name"]), {})
+        version = f"{metadata.get('uid', '')}/{metadata.get('resourceVersion', '')}"
+        found = made.get(purpose)
+        if found is not None and found[0] == version:
+            value: T = found[1]
+            return value
+        value = make(body)
+        made[purpose] = (version, value)
+        return value

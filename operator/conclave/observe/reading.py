@@ -89,6 +89,13 @@ def observed(model: type[Resource], body: dict[str, Any]) -> Observed[Resource] 
     )
 
 
+def parsed(
+    cache: Cache, kind: str, model: type[Resource], body: dict[str, Any]
+) -> Observed[Resource] | Invalid:
+    """``observed(model, body)``, parsed once per resourceVersion (the cache keeps it)."""
+    return cache.derived(kind, body, "observed", lambda fresh: observed(model, fresh))
+
+
 def _invalid(model: type[Resource], body: dict[str, Any], error: SpecError) -> Invalid:
     metadata, status = body["metadata"], body.get("status") or {}
     parsed = []
@@ -109,10 +116,16 @@ def _invalid(model: type[Resource], body: dict[str, Any], error: SpecError) -> I
     )
 
 
-def with_all_members(topology: ClusterTopology, config_map: Mapping[str, Any] | None) -> ClusterTopology:
+def with_all_members(topology: ClusterTopology, cache: Cache) -> ClusterTopology:
     """``topology`` with the members its members ConfigMap records in ``status.members``;
     as it is when the ConfigMap records none (then status is all there is)."""
-    members = planning.members_from((config_map or {}).get("data"))
+    name = planning.members_config_map_name(topology.metadata.name)
+    config_map = cache.get(CONFIG_MAP, topology.metadata.namespace, name)
+    members = (
+        cache.derived(CONFIG_MAP, config_map, "members", lambda body: planning.members_from(body.get("data")))
+        if config_map is not None
+        else None
+    )
     if members is None:
         return topology
     status = topology.status.model_copy(update={"members": members})
@@ -167,15 +180,15 @@ def observe(
     """Everything the planner needs about ``key``'s topology and the objects naming it."""
     body = cache.get(TOPOLOGY, key.namespace, key.topology)
     config_map = cache.get(CONFIG_MAP, key.namespace, planning.members_config_map_name(key.topology))
-    topology = observed(ClusterTopology, body) if body else None
+    topology = parsed(cache, TOPOLOGY, ClusterTopology, body) if body else None
     if isinstance(topology, Observed):
-        topology = dataclasses.replace(topology, resource=with_all_members(topology.resource, config_map))
+        topology = dataclasses.replace(topology, resource=with_all_members(topology.resource, cache))
     invalid: list[Invalid] = [topology] if isinstance(topology, Invalid) else []
 
     def dependents(kind: str, model: type[Resource]) -> Iterator[Observed[Resource]]:
         for dependent in cache.in_namespace(kind, key.namespace):
             if (dependent.get("spec") or {}).get("topology") == key.topology:
-                seen = observed(model, dependent)
+                seen = parsed(cache, kind, model, dependent)
                 if isinstance(seen, Invalid):
                     invalid.append(seen)
                 else:
@@ -211,7 +224,7 @@ def observe(
         publication=publication(cache, key.namespace),
         ownership=Ownership(
             leases={
-                lease["metadata"]["name"]: lease_state(lease)
+                lease["metadata"]["name"]: cache.derived(LEASE, lease, "state", lease_state)
                 for lease in cache.in_namespace(LEASE, key.namespace)
             },
             singleton_names=frozenset(
@@ -284,7 +297,8 @@ def group_slices(cache: Cache, namespace: str) -> dict[str, tuple[Address, ...]]
 
 
 def pods_of(cache: Cache, namespace: str) -> dict[str, PodFacts]:
-    return {pod["metadata"]["name"]: pod_facts(pod) for pod in cache.in_namespace(POD, namespace)}
+    pods = cache.in_namespace(POD, namespace)
+    return {pod["metadata"]["name"]: cache.derived(POD, pod, "facts", pod_facts) for pod in pods}
 
 
 def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
@@ -322,12 +336,10 @@ def topology_of(cache: Cache, key: Key) -> ClusterTopology | None:
     """The topology as the models read it, with every member in ``status.members``; None
     when it does not exist or does not parse."""
     body = cache.get(TOPOLOGY, key.namespace, key.topology)
-    try:
-        topology = ClusterTopology.from_api(body) if body else None
-    except SpecError:
+    seen = parsed(cache, TOPOLOGY, ClusterTopology, body) if body else None
+    if not isinstance(seen, Observed):
         return None
-    config_map = cache.get(CONFIG_MAP, key.namespace, planning.members_config_map_name(key.topology))
-    return with_all_members(topology, config_map) if topology is not None else None
+    return with_all_members(seen.resource, cache)
 
 
 def process_groups_of(cache: Cache, key: Key) -> list[ProcessGroup]:
@@ -335,8 +347,7 @@ def process_groups_of(cache: Cache, key: Key) -> list[ProcessGroup]:
     found = []
     for body in cache.in_namespace(PROCESS_GROUP, key.namespace):
         if (body.get("spec") or {}).get("topology") == key.topology:
-            try:
-                found.append(ProcessGroup.from_api(body))
-            except SpecError:
-                continue  # observed as Invalid by ``observe``
+            seen = parsed(cache, PROCESS_GROUP, ProcessGroup, body)
+            if isinstance(seen, Observed):  # else observed as Invalid by ``observe``
+                found.append(seen.resource)
     return found

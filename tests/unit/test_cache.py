@@ -1,0 +1,77 @@
+"""The watch cache keeps what the operator reads, without copying, and derives (parses)
+an object once per resourceVersion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conclave.adapters.cache import Cache, slim
+
+
+def pod(version: str = "1", uid: str = "u1") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "chat-0",
+            "namespace": "prod",
+            "uid": uid,
+            "resourceVersion": version,
+            "labels": {"app": "chat"},
+            "managedFields": [{"manager": "kubelet", "fieldsV1": {"f:status": {}}}],
+        },
+        "spec": {"containers": [{"name": "beam", "image": "conclave.dev/fake:1", "env": [{"name": "A"}]}]},
+        "status": {
+            "podIP": "10.0.0.1",
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "beam", "ready": True}],
+        },
+    }
+
+
+def test_a_pod_keeps_only_what_the_operator_reads() -> None:
+    assert slim("Pod", pod()) == {
+        "metadata": {
+            "name": "chat-0",
+            "namespace": "prod",
+            "uid": "u1",
+            "resourceVersion": "1",
+            "labels": {"app": "chat"},
+        },
+        "status": {
+            "podIP": "10.0.0.1",
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def test_other_kinds_keep_everything_but_managed_fields_and_share_it() -> None:
+    body = {**pod(), "kind": "ConfigMap", "data": {"hosts": "a\n"}}
+    kept = slim("ConfigMap", body)
+    assert "managedFields" not in kept["metadata"]
+    assert kept["data"] is body["data"]  # shared, not copied: readers never change a body
+    assert {k: v for k, v in kept.items() if k != "metadata"} == {
+        k: v for k, v in body.items() if k != "metadata"
+    }
+
+
+def test_an_object_is_derived_once_per_resource_version_and_uid() -> None:
+    cache = Cache()
+    made: list[str] = []
+
+    def make(body: Any) -> str:
+        made.append(body["metadata"]["resourceVersion"])
+        return f"parsed {body['metadata']['resourceVersion']}"
+
+    for version, uid in (("1", "u1"), ("1", "u1"), ("2", "u1"), ("2", "u1"), ("2", "u2")):
+        cache.put("Pod", pod(version, uid))
+        body = cache.get("Pod", "prod", "chat-0")
+        assert body is not None
+        assert cache.derived("Pod", body, "facts", make) == f"parsed {version}"
+    assert made == ["1", "2", "2"]  # the same-named successor (u2) is made afresh
+    cache.drop("Pod", "prod", "chat-0")
+    cache.put("Pod", pod("2", "u2"))
+    assert cache.derived("Pod", pod("2", "u2"), "facts", make) == "parsed 2"
+    assert made == ["1", "2", "2", "2"]  # dropped with the object
