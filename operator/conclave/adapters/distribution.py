@@ -1,6 +1,6 @@
-"""Erlang distribution for the rest of the operator: one client per cookie Secret key, the
-cookie read from the API (and read again once a minute, so a rotated Secret takes effect),
-and spec terms turned into the client's terms.
+"""Erlang distribution for the rest of the operator: one client per cookie, the cookie read
+from its Secret (and read again once a minute, so a rotated Secret takes effect), and spec
+terms turned into the client's terms.
 
 Probes, the mesh and pg lookups share these clients, so each member has one hidden
 connection, kept open. Must never: log, count or show the cookie; decide anything.
@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from conclave.adapters import erlang
@@ -55,20 +56,29 @@ def own_node_name(identity: str, host: str | None = None) -> str:
 
 
 class Pool:
-    """The operator's Erlang distribution clients, one per cookie."""
+    """The operator's Erlang distribution clients: one per cookie, not per Secret.
 
-    def __init__(self, api: ApiClient, own_name: str) -> None:
+    Every client is the same hidden node (``own_name``), so two holding the same cookie
+    would each replace the other's connection at every node they both reach; topologies
+    whose Secrets hold one cookie share one client, and so one connection per node. A node
+    refuses a client with another cookie before its connection replaces anything. A client
+    whose cookie no Secret holds any more (rotated) is kept until ``close``: a call may
+    still be using it, and its connections give way at each node to the new cookie's.
+    """
+
+    def __init__(self, api: ApiClient, own_name: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.api = api
         self.own_name = own_name
-        self._clients: dict[CookieRef, erlang.Client] = {}
+        self._clock = clock
+        self._clients: dict[str, erlang.Client] = {}
         self._cookies: dict[CookieRef, tuple[str, float]] = {}
 
     async def client(self, ref: CookieRef) -> erlang.Client:
         """The client for ``ref``'s cookie. Raises CookieUnavailable."""
         cached = self._cookies.get(ref)
-        if cached is None or time.monotonic() - cached[1] > COOKIE_TTL_SECONDS:
+        if cached is None or self._clock() - cached[1] > COOKIE_TTL_SECONDS:
             try:
-                self._cookies[ref] = (await self._read(ref), time.monotonic())
+                self._cookies[ref] = (await self._read(ref), self._clock())
             except CookieUnavailable:
                 if cached is None:
                     raise
@@ -77,10 +87,11 @@ class Pool:
                     ref.namespace,
                     ref.name,
                 )
-                self._cookies[ref] = (cached[0], time.monotonic())
-        if ref not in self._clients:
-            self._clients[ref] = erlang.Client(self.own_name, lambda: self._cookies[ref][0])
-        return self._clients[ref]
+                self._cookies[ref] = (cached[0], self._clock())
+        cookie = self._cookies[ref][0]
+        if cookie not in self._clients:
+            self._clients[cookie] = erlang.Client(self.own_name, cookie)
+        return self._clients[cookie]
 
     async def close(self) -> None:
         clients, self._clients = list(self._clients.values()), {}

@@ -51,8 +51,15 @@ class MeshMemory:
 
     attempts: Mapping[Pair, Attempts] = dataclasses.field(default_factory=dict)
     """Missing pairs (sorted names) conclave asked to connect, and when it may ask again."""
-    leaving: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Nodes that left the topology while their pod still exists (terminating): node → pod."""
+    leaving: Mapping[str, tuple[str, str | None]] = dataclasses.field(default_factory=dict)
+    """Nodes that left the topology while their pod still exists (terminating): node →
+    (pod, the address it had)."""
+    cut: frozenset[str] = frozenset()
+    """Gone nodes the members were asked to disconnect that discovery still lists (an
+    EndpointSlice lags its pod): not asked again."""
+    waiting: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Counting members not heard from yet (new, or refused since they last answered), and
+    since when (the operator's monotonic clock)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -93,6 +93,7 @@ def plan(observation: Observation) -> Plan:
         objects += topology
         waits += [wait] if wait is not None else []
         mesh = _mesh_plan(observation, observation.topology.resource, view)
+        waits += [mesh.requeue_after] if mesh is not None and mesh.requeue_after is not None else []
     service_names = grouping.service_names(
         observation.publication.groups,
         grouping.holders(observation.publication.services, observation.publication.endpoint_slices),

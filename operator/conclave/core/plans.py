@@ -144,6 +144,8 @@ class MeshPlan:
     addresses: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """The callers' addresses."""
     memory: MeshMemory = dataclasses.field(default_factory=MeshMemory)
+    requeue_after: float | None = None
+    """When to look again (seconds): a starting member to probe, or a pair's next attempt."""
 
 
 @dataclasses.dataclass(frozen=True)

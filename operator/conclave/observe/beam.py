@@ -29,27 +29,59 @@ def cookie_ref(topology: ClusterTopology) -> CookieRef | None:
     return CookieRef(topology.metadata.namespace, secret.name, secret.key) if secret else None
 
 
-def targets(topology: ClusterTopology) -> list[Member]:
-    """The members to ask: those that count (as status lists them), with an address."""
+GONE_CHECK_SECONDS = 0.02
+"""How often a call still waiting checks that its member's pod still exists."""
+
+Present = Callable[[str], bool]
+"""Whether the pod of that name exists now (the operator's cache of the API)."""
+
+
+def targets(topology: ClusterTopology, present: Present) -> list[Member]:
+    """The members to ask: those that count (as status lists them), with an address, but
+    not one whose pod is gone from the API: its node cannot answer."""
     readiness = topology.spec.member_readiness
-    return [m for m in topology.status.members if m.ip and discovery.counts(m, readiness)]
+    return [
+        m
+        for m in topology.status.members
+        if m.ip and discovery.counts(m, readiness) and (m.pod is None or present(m.pod))
+    ]
 
 
 async def _each(
-    members: Sequence[Member], ask: Callable[[Member], Awaitable[T]]
+    members: Sequence[Member], ask: Callable[[Member], Awaitable[T]], present: Present
 ) -> list[tuple[Member, T | erlang.DistributionError]]:
-    async def one(member: Member) -> tuple[Member, T | erlang.DistributionError]:
+    """``ask`` every member at once, each answer or failure. A member whose pod goes from
+    the API while its call waits is left out: a vanished node never answers, and waiting
+    for its timeout would hold up the iteration that disconnects it."""
+
+    async def one(member: Member) -> T | erlang.DistributionError:
         try:
-            return member, await ask(member)
+            return await ask(member)
         except erlang.DistributionError as error:
-            return member, error
+            return error
 
-    return await asyncio.gather(*(one(member) for member in members))
+    calls = [asyncio.create_task(one(member)) for member in members]
+    try:
+        pending = set(calls)
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=GONE_CHECK_SECONDS)
+            for call, member in zip(calls, members, strict=True):
+                if call in pending and member.pod is not None and not present(member.pod):
+                    call.cancel()
+                    pending.discard(call)
+    finally:
+        for call in calls:
+            call.cancel()  # nothing, for those done; all of them, when this is cancelled
+        await asyncio.gather(*calls, return_exceptions=True)
+    return [
+        (member, call.result()) for call, member in zip(calls, members, strict=True) if not call.cancelled()
+    ]
 
 
-async def views(pool: Pool | None, topology: ClusterTopology) -> dict[str, View]:
-    """Every counting member's ``erlang:nodes()``, or why it is unknown."""
-    members = targets(topology)
+async def views(pool: Pool | None, topology: ClusterTopology, present: Present) -> dict[str, View]:
+    """Every counting member's ``erlang:nodes()``, or why it is unknown; none for a member
+    whose pod is gone."""
+    members = targets(topology, present)
     ref = cookie_ref(topology)
     if pool is None or ref is None:
         return {m.name: View(m.name, None, "NoDistribution") for m in members}
@@ -67,7 +99,7 @@ async def views(pool: Pool | None, topology: ClusterTopology) -> dict[str, View]
         return await erlang.nodes(client, member.name, member.ip, timeout, port=probe.distribution_port)
 
     found = {}
-    for member, answer in await _each(members, ask):
+    for member, answer in await _each(members, ask, present):
         if isinstance(answer, erlang.DistributionError):
             metrics.PROBE_FAILURES.labels(reason=answer.reason).inc()
             found[member.name] = View(member.name, None, answer.reason)
@@ -78,7 +110,10 @@ async def views(pool: Pool | None, topology: ClusterTopology) -> dict[str, View]
 
 
 async def group_members(
-    pool: Pool | None, topology: ClusterTopology | None, groups: Sequence[ProcessGroup]
+    pool: Pool | None,
+    topology: ClusterTopology | None,
+    groups: Sequence[ProcessGroup],
+    present: Present,
 ) -> dict[str, dict[str, int | None]]:
     """For each ProcessGroup with source Erlang (by name): member node → how many local
     processes pg has in the group there (None: that node did not answer). A node where the
@@ -95,7 +130,7 @@ async def group_members(
         return {group.metadata.name: {} for group in erlang_groups}
     probe = topology.spec.probe
     timeout = durations.parse(probe.timeout).total_seconds()
-    members = targets(topology)
+    members = targets(topology, present)
 
     async def count(group: ProcessGroup) -> dict[str, int | None]:
         args = [to_erlang(terms.parse(group.spec.scope)), to_erlang(terms.parse(group.spec.group))]
@@ -113,7 +148,7 @@ async def group_members(
             )
             return len(pids) if isinstance(pids, list) else 0
 
-        return {member.name: _count(answer) for member, answer in await _each(members, ask)}
+        return {member.name: _count(answer) for member, answer in await _each(members, ask, present)}
 
     counted = await asyncio.gather(*(count(group) for group in erlang_groups))
     return {group.metadata.name: found for group, found in zip(erlang_groups, counted, strict=True)}

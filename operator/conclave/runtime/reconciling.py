@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import time
 from collections.abc import Callable
 
@@ -20,16 +21,19 @@ from conclave.act.applying import Applied, Applier
 from conclave.adapters import metrics
 from conclave.adapters.cache import Cache
 from conclave.adapters.distribution import Pool, own_node_name
+from conclave.api import ClusterTopology
 from conclave.core import planning
 from conclave.core.facts import Moment
 from conclave.core.keys import Key
 from conclave.core.memory import Remembered
-from conclave.core.plans import Plan
+from conclave.core.plans import MeshPlan, Plan
 from conclave.errors import ConflictError
 from conclave.observe import beam, permissions, probing, reading, resolving
 from conclave.runtime.supervising import Outcome
 
 FAILURE_RETRY_SECONDS = 5.0
+
+logger = logging.getLogger(__name__)
 
 
 class Reconciler:
@@ -56,6 +60,8 @@ class Reconciler:
         self.distribution = distribution or Pool(applier.api, own_node_name(applier.identity))
         """Erlang distribution clients, for the erlang probe, the mesh and pg groups."""
         self._memory: dict[Key, Remembered] = {}
+        self._meshing: set[asyncio.Task[None]] = set()
+        """connect: Mesh calls still waiting for the nodes' answers."""
         self._group_series: dict[Key, frozenset[tuple[str, str, str]]] = {}
 
     async def __call__(self, key: Key) -> Outcome:
@@ -63,13 +69,18 @@ class Reconciler:
         planned again at once."""
         topology = reading.topology_of(self.cache, key)
         erlang = topology is not None and topology.spec.probe.type == "erlang"
+        groups = reading.process_groups_of(self.cache, key)
+
+        def present(pod: str) -> bool:
+            return self.cache.get(reading.POD, key.namespace, pod) is not None
+
         probed, resolution, refused, processes = await asyncio.gather(  # each with its own timeout
-            beam.views(self.distribution, topology)
+            beam.views(self.distribution, topology, present)
             if erlang and topology
             else probing.probe_members(topology),
             resolving.resolve_topology(topology, self.cluster_domain, self._nameserver),
             permissions.refused(topology, self.checker),
-            beam.group_members(self.distribution, topology, reading.process_groups_of(self.cache, key)),
+            beam.group_members(self.distribution, topology, groups, present),
         )
         remembered = self._memory.get(key, Remembered())
         observation = reading.observe(
@@ -81,10 +92,10 @@ class Reconciler:
             memory=remembered,
         )
         plan = planning.plan(observation)
+        if plan.mesh is not None and observation.topology is not None:
+            self._mesh(observation.topology.resource, plan.mesh)
         applied = await self.applier.apply(plan)
         self._memory[key] = _remember(remembered, plan, applied, time.monotonic())
-        if plan.mesh is not None and observation.topology is not None:
-            await meshing.carry_out(self.distribution, observation.topology.resource, plan.mesh)
         series = metrics.group_series(sample for item in plan.objects for sample in item.metrics)
         metrics.forget_groups(self._group_series.get(key, frozenset()) - series)
         self._group_series[key] = series
@@ -101,8 +112,25 @@ class Reconciler:
         retry = FAILURE_RETRY_SECONDS if applied.failures else self.resync_seconds
         return Outcome(requeue_after=min(plan.requeue_after or retry, retry))
 
+    def _mesh(self, topology: ClusterTopology, mesh: MeshPlan) -> None:
+        """Ask the nodes for the mesh's connects and disconnects, beside the iteration: a
+        node's answer can take up to probe.timeout (a connect across a cut waits it out),
+        and neither the status writes nor the next iteration may wait for it. The plan's
+        per-pair backoff keeps a pair from being asked again meanwhile."""
+        task = asyncio.create_task(meshing.carry_out(self.distribution, topology, mesh))
+        self._meshing.add(task)
+        task.add_done_callback(self._meshed)
+
+    def _meshed(self, task: asyncio.Task[None]) -> None:
+        self._meshing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Asking the nodes to connect or disconnect failed", exc_info=task.exception())
+
     async def close(self) -> None:
-        """Close the Erlang distribution connections."""
+        """Stop asking the nodes, and close the Erlang distribution connections."""
+        for task in self._meshing:
+            task.cancel()
+        await asyncio.gather(*self._meshing, return_exceptions=True)
         await self.distribution.close()
 
     def _nameserver(self) -> resolving.Server:
