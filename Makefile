@@ -109,3 +109,6 @@ clean:
 bench: $(STAMP) system-deps control-plane
 	$(BIN)/python bench/discovery.py
 	$(BIN)/python bench/singletons.py
+	$(BIN)/python bench/mesh.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/soak.py

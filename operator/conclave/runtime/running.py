@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 EXIT_KOPF_FAILED = 1
 EXIT_LEADERSHIP_LOST = 3
 EXIT_REFUSED = 4
+API_WORKERS = 32
+"""Requests in flight at once: the applier writes up to ``applying.CONCURRENCY`` objects at a
+time, and each request holds a thread of the client's pool while it waits."""
 STOP_TIMEOUT = 10.0
 
 Check = Callable[[], list[str]]
@@ -120,7 +123,7 @@ async def run(settings: Settings) -> int:
     """Run until stopped (returns 0), leadership is lost (3), the API refuses the leader
     Lease for good (4) or kopf fails (1); each of the last three is logged in one line."""
     configuration = load_configuration(settings.kubeconfig, settings.context)
-    api = ApiClient(configuration, settings.identity)
+    api = ApiClient(configuration, settings.identity, workers=API_WORKERS)
     health = HealthServer(settings)
     await health.start()
     elector = Elector(
@@ -213,6 +216,7 @@ async def _lead(
     finally:
         stop_flag.set()
         await supervisors.stop()
+        await reconciler.close()  # the hidden Erlang distribution connections, and mesh calls
         for task in (hold_task, lost_task, audit_task):
             task.cancel()
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
