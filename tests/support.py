@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import signal
@@ -10,12 +11,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from conclave_harness.localcluster import PodNetwork
@@ -181,3 +184,55 @@ class Cluster:
             pytest.skip("needs the local cluster's audit log (CONCLAVE_KUBECONFIG is set)")
         lines = self.audit_log.read_text().splitlines()
         return [json.loads(line) for line in lines if line.strip()]
+
+
+def token_kubeconfig(
+    api_client: client.ApiClient, namespace: str, service_account: str, server: str, path: Path
+) -> Path:
+    """A kubeconfig for ``server`` that authenticates as the ServiceAccount, as a pod's token would."""
+    token = client.CoreV1Api(api_client).create_namespaced_service_account_token(
+        service_account, namespace, {"spec": {"expirationSeconds": 3600}}
+    )
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": {"server": server}}],
+        "users": [{"name": service_account, "user": {"token": token.status.token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": service_account}}],
+        "current-context": "operator",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@contextlib.contextmanager
+def cluster_admin(api_client: client.ApiClient, namespace: str, name: str) -> Iterator[str]:
+    """A ServiceAccount bound to cluster-admin, for an operator that must reach the API through
+    a test's proxy (which can forward a token, not the admin's client certificate); what the
+    chart grants is proven by the chart scenario, not here. The binding is cluster-scoped, so
+    the namespace's deletion would leave it: it is removed on the way out."""
+    client.CoreV1Api(api_client).create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    binding = f"{namespace}-{name}"
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": binding, "labels": {"conclave.dev/test": "true"}},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        }
+    )
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(ApiException):
+            rbac.delete_cluster_role_binding(binding)
+
+
+def stop_and_show(operator: OperatorProcess) -> None:
+    """Stop the operator and print its log (pytest shows it when the test fails)."""
+    code = operator.stop()
+    print(f"--- {operator.identity} exited {code}; its log:\n{operator.output()}")

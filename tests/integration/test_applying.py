@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from conclave_harness.localcluster import PodNetwork
 from conclave_harness.localcluster.kubelet import FakeKubelet
@@ -29,12 +27,15 @@ from support import (
     STABLE_AFTER,
     OperatorProcess,
     Operators,
+    cluster_admin,
     create,
     events_about,
     eventually,
     member_pod,
     partition_of,
     read,
+    stop_and_show,
+    token_kubeconfig,
 )
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
@@ -98,65 +99,24 @@ def members(
         yield {pod: f"chat@{ip}" for pod, ip in ips.items()}
 
 
-def token_kubeconfig(api_client: client.ApiClient, namespace: str, server: str, path: Path) -> Path:
-    """A kubeconfig for ``server`` that authenticates as the namespace's conclave ServiceAccount."""
-    token = client.CoreV1Api(api_client).create_namespaced_service_account_token(
-        SERVICE_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}
-    )
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "local", "cluster": {"server": server}}],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token.status.token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": SERVICE_ACCOUNT}}],
-        "current-context": "operator",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 @pytest.fixture
 def operator_behind_proxy(api_client: client.ApiClient, namespace: str, tmp_path: Path) -> Iterator[Start]:
     """Start `conclave run` on the test's namespace behind a ConflictingProxy scripted with
     the given conflicts; the operator stops before the proxy does. Its ServiceAccount is
-    cluster-admin: what the chart grants is proven by the chart scenario, not here."""
-    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": SERVICE_ACCOUNT}})
-    binding = f"{namespace}-{SERVICE_ACCOUNT}"  # cluster-scoped: the namespace's deletion leaves it
-    rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": binding, "labels": {"conclave.dev/test": "true"}},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "cluster-admin",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}],
-        }
-    )
+    cluster-admin (support.cluster_admin)."""
     upstream = api_client.configuration
     with contextlib.ExitStack() as stack:
-        stack.callback(delete_binding, rbac, binding)
+        account = stack.enter_context(cluster_admin(api_client, namespace, SERVICE_ACCOUNT))
 
         def start(conflicts: list[tuple[str, str]]) -> tuple[ConflictingProxy, OperatorProcess]:
             proxy = stack.enter_context(ConflictingProxy(upstream.host, upstream.ssl_ca_cert, conflicts))
-            kubeconfig = token_kubeconfig(api_client, namespace, proxy.url, tmp_path / "kubeconfig")
+            kubeconfig = token_kubeconfig(api_client, namespace, account, proxy.url, tmp_path / "kubeconfig")
             operators = Operators(kubeconfig, namespace, tmp_path)
             operator = operators()
-            stack.callback(stop, operator)
+            stack.callback(stop_and_show, operator)
             return proxy, operator
 
         yield start
-
-
-def delete_binding(rbac: client.RbacAuthorizationV1Api, name: str) -> None:
-    with contextlib.suppress(ApiException):
-        rbac.delete_cluster_role_binding(name)
-
-
-def stop(operator: OperatorProcess) -> None:
-    code = operator.stop()
-    print(f"--- {operator.identity} exited {code}; its log:\n{operator.output()}")  # shown on failure
 
 
 def grants(api_client: client.ApiClient, namespace: str) -> Counter[str]:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -30,7 +29,7 @@ from conclave_harness.localcluster.kubelet import FakeKubelet
 from conclave_harness.sim import SimulatedMembers
 from conflicts import ConflictingProxy
 from monitoring import CHART, Prometheus, concrete, dashboard_expressions, has_data
-from support import GROUP, VERSION, Cluster, create, custom, eventually, raw_get, read
+from support import GROUP, VERSION, Cluster, create, custom, eventually, raw_get, read, token_kubeconfig
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
 
@@ -92,25 +91,6 @@ def granted_to_everyone(api_client: client.ApiClient, namespace: str) -> set[Cal
             role = raw_get(api_client, f"{rbac}/clusterroles/{binding['roleRef']['name']}")
             granted |= expand(role.get("rules", []), "")
     return granted
-
-
-def token_kubeconfig(
-    api_client: client.ApiClient, namespace: str, service_account: str, server: str, path: Path
-) -> Path:
-    """A kubeconfig that authenticates as the ServiceAccount, as the pod's token would."""
-    token = client.CoreV1Api(api_client).create_namespaced_service_account_token(
-        service_account, namespace, {"spec": {"expirationSeconds": 3600}}
-    )
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "local", "cluster": {"server": server}}],
-        "users": [{"name": service_account, "user": {"token": token.status.token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": service_account}}],
-        "current-context": "operator",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def call_of(event: dict[str, Any]) -> Call:

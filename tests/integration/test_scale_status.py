@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp import web
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -28,12 +27,15 @@ from support import (
     VERSION,
     OperatorProcess,
     Operators,
+    cluster_admin,
     condition,
     create,
     custom,
     events_about,
     eventually,
     read,
+    stop_and_show,
+    token_kubeconfig,
 )
 
 pytestmark = pytest.mark.usefixtures("installed_crds")
@@ -202,11 +204,6 @@ class RefusingProxy(ConflictingProxy):
         return await super()._handle(request)
 
 
-def delete_binding(rbac: client.RbacAuthorizationV1Api, name: str) -> None:
-    with contextlib.suppress(ApiException):
-        rbac.delete_cluster_role_binding(name)
-
-
 class ThrottlingProxy(RefusingProxy):
     """Answers the first ``times`` status patches of the topology with a 429 and a
     Retry-After, as the API server's priority and fairness does."""
@@ -236,43 +233,17 @@ class ThrottlingProxy(RefusingProxy):
 @pytest.fixture
 def behind_proxy(api_client: client.ApiClient, namespace: str, tmp_path: Path) -> Iterator[Start]:
     """`conclave run` as a cluster-admin ServiceAccount, reaching the API through a RefusingProxy."""
-    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": SERVICE_ACCOUNT}})
-    binding = f"{namespace}-{SERVICE_ACCOUNT}"
-    rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": binding, "labels": {"conclave.dev/test": "true"}},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "cluster-admin",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}],
-        }
-    )
     upstream = api_client.configuration
     with contextlib.ExitStack() as stack:
-        stack.callback(delete_binding, rbac, binding)
+        account = stack.enter_context(cluster_admin(api_client, namespace, SERVICE_ACCOUNT))
 
         def start(
             path: str, kind: type[RefusingProxy] = RefusingProxy
         ) -> tuple[RefusingProxy, OperatorProcess]:
             proxy = stack.enter_context(kind(upstream.host, upstream.ssl_ca_cert, path))
-            token = core.create_namespaced_service_account_token(
-                SERVICE_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}
-            )
-            config = {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "local", "cluster": {"server": proxy.url}}],
-                "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token.status.token}}],
-                "contexts": [{"name": "operator", "context": {"cluster": "local", "user": SERVICE_ACCOUNT}}],
-                "current-context": "operator",
-            }
-            kubeconfig = tmp_path / "kubeconfig"
-            kubeconfig.write_text(yaml.safe_dump(config))
+            kubeconfig = token_kubeconfig(api_client, namespace, account, proxy.url, tmp_path / "kubeconfig")
             operator = Operators(kubeconfig, namespace, tmp_path)()
-            stack.callback(lambda: print(f"--- exited {operator.stop()}; its log:\n{operator.output()}"))
+            stack.callback(stop_and_show, operator)
             return proxy, operator
 
         yield start
