@@ -10,7 +10,7 @@ from typing import Any
 
 from conclave.api import ClusterTopology, ClusterTopologyStatus
 from conclave.api.topologies import MEMBERS_SHOWN, NAMES_SHOWN
-from conclave.core import partitioning, patches, planning
+from conclave.core import partitioning, patches, planning, rosters
 from conclave.core.facts import Endpoint, Moment, Probed, ServiceState
 from conclave.core.memory import Remembered
 from conclave.core.observations import Discovery, Observation, Observed
@@ -40,7 +40,7 @@ def topology(
         spec["probe"] = {"type": "http", "port": 4000}
     body = {"metadata": {"name": "chat", "namespace": "prod", "uid": "uid-chat"}, "spec": spec}
     resource = ClusterTopology.from_api({**body, "status": status or {}})
-    recorded = planning.members_from(config_map)
+    recorded = rosters.members_from(config_map)
     if recorded is not None:
         resource = resource.model_copy(
             update={"status": resource.status.model_copy(update={"members": recorded})}
@@ -173,4 +173,4 @@ def test_members_records_past_the_budget_are_summarised_and_still_name_everyone(
     records = json.loads(data["members.json"])
     assert (len(records), set(records[0])) == (7000, {"name", "ip", "ready", "since"})
     assert "members.summarised" in data
-    assert sum(map(len, data.values())) <= planning.CONFIG_MAP_BUDGET
+    assert sum(map(len, data.values())) <= rosters.CONFIG_MAP_BUDGET

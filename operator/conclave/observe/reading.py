@@ -20,7 +20,7 @@ from typing import Any
 from conclave.adapters import metrics
 from conclave.adapters.cache import Cache
 from conclave.api import ClusterTopology, Condition, ProcessGroup, Singleton, kinds
-from conclave.core import grouping, planning
+from conclave.core import grouping, rosters
 from conclave.core.facts import (
     Address,
     Endpoint,
@@ -119,10 +119,10 @@ def _invalid(model: type[Resource], body: dict[str, Any], error: SpecError) -> I
 def with_all_members(topology: ClusterTopology, cache: Cache) -> ClusterTopology:
     """``topology`` with the members its members ConfigMap records in ``status.members``;
     as it is when the ConfigMap records none (then status is all there is)."""
-    name = planning.members_config_map_name(topology.metadata.name)
+    name = rosters.members_config_map_name(topology.metadata.name)
     config_map = cache.get(CONFIG_MAP, topology.metadata.namespace, name)
     members = (
-        cache.derived(CONFIG_MAP, config_map, "members", lambda body: planning.members_from(body.get("data")))
+        cache.derived(CONFIG_MAP, config_map, "members", lambda body: rosters.members_from(body.get("data")))
         if config_map is not None
         else None
     )
@@ -179,7 +179,7 @@ def observe(
 ) -> Observation:
     """Everything the planner needs about ``key``'s topology and the objects naming it."""
     body = cache.get(TOPOLOGY, key.namespace, key.topology)
-    config_map = cache.get(CONFIG_MAP, key.namespace, planning.members_config_map_name(key.topology))
+    config_map = cache.get(CONFIG_MAP, key.namespace, rosters.members_config_map_name(key.topology))
     topology = parsed(cache, TOPOLOGY, ClusterTopology, body) if body else None
     if isinstance(topology, Observed):
         topology = dataclasses.replace(topology, resource=with_all_members(topology.resource, cache))

@@ -1,0 +1,173 @@
+"""The plans of a topology's dependents: its ProcessGroups (membership, publication,
+Populated) and its Singletons (Leases, status, pod marks, events, metrics).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+from conclave.api import ProcessGroup, ProcessGroupStatus, SingletonStatus
+from conclave.core import grouping, lifecycle, ownership, placement
+from conclave.core.conditions import Wanted
+from conclave.core.lifecycle import Context, SingletonFacts
+from conclave.core.memory import Remembered, SingletonMemory
+from conclave.core.observations import Observation, Observed
+from conclave.core.plans import MetricSample, ObjectPlan, ObjectRef, OwnedObject, PodAnnotations, Removal
+from conclave.core.statuses import TopologyView, found_events, ref, status_update, topology_found
+
+
+def group_plan(
+    observation: Observation,
+    dependent: Observed[ProcessGroup],
+    view: TopologyView | None,
+    service_names: dict[str, str],
+) -> ObjectPlan:
+    """``view`` is None when the topology is missing (or invalid)."""
+    owner = ref(dependent)
+    resource = dependent.resource
+    found = topology_found(observation)
+    group = _membership(observation, resource, owner, view)
+    decided = group.status
+    owned: list[OwnedObject] = []
+    removals: tuple[Removal, ...] = ()
+    service = service_names.get(resource.metadata.name)
+    chosen = group.chosen
+    if service is not None:
+        removals = tuple(grouping.leftovers(owner, service, observation.publication.published))
+        if chosen is not None:
+            decided = decided.model_copy(update={"service_name": service})
+            exists = observation.publication.services.get(service) == owner.name
+            slices = observation.publication.group_slices.get(service)
+            owned = grouping.publication(owner, service, chosen, exists, slices)
+    existing = resource.status.conditions
+    update = status_update(observation, owner, dependent, existing, [found, *group.conditions], decided)
+    events = found_events(owner, resource.status.conditions, found) + group.events
+    return ObjectPlan(
+        owner,
+        owned=tuple(owned),
+        status=update,
+        removals=removals,
+        events=tuple(events),
+        metrics=tuple(group.metrics),
+    )
+
+
+def _membership(
+    observation: Observation, resource: ProcessGroup, owner: ObjectRef, view: TopologyView | None
+) -> grouping.GroupPlan:
+    """The group's members: pods that match (source Pods) or nodes with processes in pg."""
+    now = observation.moment.wall
+    if view is None:
+        return grouping.plan(resource, owner=owner, chosen=None, now=now)
+    if resource.spec.source == "Pods":
+        chosen = grouping.members(resource, view.counting, observation.pods)
+        return grouping.plan(resource, owner=owner, chosen=chosen, now=now)
+    topology = observation.topology
+    if topology is None or topology.resource.spec.probe.type != "erlang":
+        message = "source Erlang needs the topology's probe.type erlang (and its cookieSecretRef)"
+        return grouping.GroupPlan(
+            ProcessGroupStatus(), [Wanted("Populated", None, "NoDistribution", message)], [], []
+        )
+    answers = observation.processes.get(resource.metadata.name, {})
+    chosen, processes, unknown = grouping.local_members(view.counting, answers)
+    if view.counting and len(unknown) == len(view.counting):
+        message = "No node answered pg:get_local_members; the group's processes are unknown"
+        return grouping.GroupPlan(
+            ProcessGroupStatus(), [Wanted("Populated", None, "ProcessesUnknown", message)], [], []
+        )
+    return grouping.plan(resource, owner=owner, chosen=chosen, now=now, processes=processes, unknown=unknown)
+
+
+@dataclasses.dataclass(frozen=True)
+class Singletons:
+    objects: list[ObjectPlan]
+    pod_annotations: tuple[PodAnnotations, ...]
+    metrics: tuple[MetricSample, ...]
+    requeue_after: float | None
+    memory: Remembered
+
+
+def singletons_plan(observation: Observation, view: TopologyView | None) -> Singletons:
+    """Every singleton of the topology: Leases, status, pod annotations, events, metrics.
+
+    Without the topology nothing is decided: ownership stays as the Leases say.
+    """
+    labels = {"namespace": observation.namespace, "topology": observation.topology_name}
+    objects, waits, memories = [], [], {}
+    context = None
+    loads: Counter[str] = Counter()
+    balanced = [s for s in observation.singletons if lifecycle.balanced(s.resource.spec)]
+    for seen in balanced:
+        lease = observation.ownership.leases.get(seen.resource.metadata.name)
+        loads.update([lease.holder] if lease is not None and lease.holder else [])
+    if view is not None:
+        down = [member for member, _ in view.verdict.down]
+        candidates = placement.candidates(view.published, observation.pods, down)
+        context = Context(
+            candidates, observation.pods, view.verdict, observation.moment.monotonic, balanced=len(balanced)
+        )
+    placed = 0
+    for observed in observation.singletons:
+        owner, resource = ref(observed), observed.resource
+        found, existing = topology_found(observation), resource.status.conditions
+        events = found_events(owner, existing, found)
+        if context is None:
+            decided = SingletonStatus() if resource.status.phase else SingletonStatus(phase="Pending")
+            update = status_update(observation, owner, observed, existing, [found], decided)
+            objects.append(ObjectPlan(owner, status=update, events=tuple(events)))
+            placed += resource.status.phase == "Placed"
+            continue
+        facts = SingletonFacts(
+            owner.name,
+            f"{owner.namespace}/{owner.name}",
+            resource.spec,
+            resource.status,
+            observation.ownership.leases.get(owner.name),
+        )
+        single = ownership.plan(
+            facts,
+            owner=owner,
+            context=dataclasses.replace(context, loads=dict(loads)),
+            memory=observation.memory.singletons.get(observed.uid, SingletonMemory()),
+            now=observation.moment.wall,
+            labels=labels,
+        )
+        wanted = [found, single.condition]
+        update = status_update(observation, owner, observed, existing, wanted, single.status)
+        marks = tuple(
+            PodAnnotations(observation.namespace, pod, observation.pods[pod].uid, {key: value})
+            for pod, (key, value) in sorted(single.annotations.items())
+        )
+        objects.append(
+            ObjectPlan(
+                owner,
+                owned=(single.lease,) if single.lease is not None else (),
+                status=update,
+                pod_annotations=marks,
+                events=tuple(events + single.events),
+                metrics=tuple(single.metrics),
+            )
+        )
+        if lifecycle.balanced(resource.spec) and facts.lease is not None and facts.lease.holder:
+            loads[facts.lease.holder] -= 1
+        if lifecycle.balanced(resource.spec) and single.status.owner:
+            loads[single.status.owner] += 1  # the next singleton is decided against this one's choice
+        waits += [single.requeue_after] if single.requeue_after is not None else []
+        memories[observed.uid] = single.memory
+        placed += single.status.phase == "Placed"
+    cleanup: tuple[PodAnnotations, ...] = ()
+    if observation.ownership.singleton_names is not None:
+        orphans = ownership.orphaned(observation.pods, observation.ownership.singleton_names)
+        cleanup = tuple(
+            PodAnnotations(observation.namespace, pod, observation.pods[pod].uid, dict.fromkeys(keys))
+            for pod, keys in sorted(orphans.items())
+        )
+    samples: tuple[MetricSample, ...] = ()
+    if observation.singletons:
+        samples = (
+            MetricSample("conclave_singletons", labels, float(len(observation.singletons))),
+            MetricSample("conclave_singleton_placed", labels, float(placed)),
+            MetricSample("conclave_singleton_failover_seconds", labels, 0.0, "declare"),
+        )
+    return Singletons(objects, cleanup, samples, min(waits, default=None), Remembered(singletons=memories))
