@@ -125,7 +125,11 @@ def partition_state(api_client: client.ApiClient, namespace: str) -> str:
 
 
 def run_workload(
-    api_client: client.ApiClient, namespace: str, kubelet: FakeKubelet, sim: SimulatedMembers
+    api_client: client.ApiClient,
+    namespace: str,
+    kubelet: FakeKubelet,
+    sim: SimulatedMembers,
+    prometheus: Prometheus,
 ) -> None:
     """Members join, a group fills and changes scope, a singleton is placed, the cluster splits and heals,
     the owner dies and the singleton fails over, a member stops answering its probe."""
@@ -175,6 +179,11 @@ def run_workload(
     sim.connect_all()
     eventually(lambda: partition_state(api_client, namespace) == "Healthy")
 
+    # A rate needs a sample from before the failover: wait until Prometheus has scraped the
+    # failover histogram at zero (the operator declares it with the first singleton).
+    eventually(
+        lambda: prometheus.query(f'conclave_singleton_failover_seconds_count{{namespace="{namespace}"}} == 0')
+    )
     core.delete_namespaced_pod(placed["ownerPod"], namespace)  # terminating, then gone
     eventually(lambda: singleton_status(api_client, namespace).get("epoch", 0) > placed["epoch"])
     survivor = next(name for name in names if name != placed["owner"])
@@ -263,7 +272,7 @@ def outcome(
         ):
             kubeconfig = token_kubeconfig(api_client, home, account, proxy.url, directory / "kubeconfig")
             with operator(kubeconfig, home, watched, lease, port, log):
-                run_workload(api_client, watched, kubelet, sim)
+                run_workload(api_client, watched, kubelet, sim, prometheus)
                 answers = dashboard_answers(prometheus)
         username = f"system:serviceaccount:{home}:{account}"
         events = [e for e in cluster.audit_events() if e["user"]["username"] == username and "objectRef" in e]

@@ -53,6 +53,10 @@ def control_plane(cluster: Cluster) -> Iterator[LocalCluster]:
         yield local
     finally:
         local.heal()
+        # The API server's restarts and etcd's compaction can leave the controller manager's
+        # informers backing off their relists for long after: the tests after these must
+        # find its EndpointSlice controller as a fresh cluster has it.
+        local.restart("kube-controller-manager")
 
 
 Owner = tuple[str, int, str]
