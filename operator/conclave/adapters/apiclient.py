@@ -95,6 +95,9 @@ class ApiClient:
     """A shared, thread-pooled Kubernetes API client speaking plain JSON."""
 
     def __init__(self, configuration: client.Configuration, identity: str, workers: int = 8) -> None:
+        # One kept connection per worker: the client's default pool (5 per core) is smaller
+        # than the workers, and every request beyond it paid a new TLS handshake, on both ends.
+        configuration.connection_pool_maxsize = max(workers, configuration.connection_pool_maxsize or 0)
         self._api = client.ApiClient(configuration)
         self._api.user_agent = f"conclave/{__version__} ({identity})"
         self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="conclave-api")

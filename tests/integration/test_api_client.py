@@ -1,0 +1,55 @@
+"""The operator's API client against the real API server: how it uses its connections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import urllib.parse
+from collections.abc import AsyncIterator
+
+from conclave.adapters.apiclient import ApiClient, load_configuration
+from support import Cluster
+
+WORKERS = 16
+
+
+class CountingForwarder:
+    """A TCP forwarder to the API server (TLS passes through untouched) that counts the
+    connections it is asked to open."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.accepted = 0
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[int]:
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        async with server:
+            yield server.sockets[0].getsockname()[1]
+
+
+async def test_concurrent_requests_reuse_one_connection_per_worker(cluster: Cluster) -> None:
+    configuration = load_configuration(str(cluster.kubeconfig))
+    upstream = urllib.parse.urlsplit(configuration.host)
+    forwarder = CountingForwarder(upstream.hostname or "127.0.0.1", upstream.port or 443)
+    async with forwarder.serving() as port:
+        configuration.host = f"https://127.0.0.1:{port}"
+        api = ApiClient(configuration, "tests", workers=WORKERS)
+        try:
+            for _ in range(3):
+                await asyncio.gather(*(api.get("/api/v1/namespaces/default") for _ in range(4 * WORKERS)))
+        finally:
+            api.close()
+    assert 0 < forwarder.accepted <= WORKERS  # none opened, used once and dropped, then opened again
