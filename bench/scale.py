@@ -11,11 +11,22 @@ would load it. Prints tables; it is not a timed test and CI does not run it.
    until all are Placed and the writes that took; a quiet minute (writes in it); the pod
    owning the most singletons is deleted (grace 0) and each of its singletons is timed to
    its new Lease holder and to its new status.owner, p50/p99/max; RSS at the end.
+3. ProcessGroups: --groups groups (source Pods) on a KubernetesAPI topology of --group-pods
+   pods. Each pod is labelled with a shard (pod i: i mod --groups, by pod name) and group g
+   selects the 1 + g mod 10 shards from g on (shard In [...]): 5 to 50 members each at the
+   defaults, every pod in several groups. The time from creating the groups until all are
+   Populated, and until each shows exactly the members its selector implies (count
+   included); a quiet 30 s; then 100 pods move to the shard half the ring away (one label
+   patch each, 8 at a time) and each group whose members that changes is timed from the
+   last patch that changes it to its status showing the new members, p50/p99/max. Writes,
+   CPU seconds and RSS per step.
 
-Both ends of every latency are seen by this process's watches, on one clock.
+Both ends of every latency are seen by this process's watches, on one clock. The pieces
+the parts share are in bench/rig.py.
 
     .venv/bin/python bench/scale.py [--members 1000] [--batch 100] [--singletons 10000]
-        [--singleton-members 20] [--skip-ramp] [--skip-singletons]
+        [--singleton-members 20] [--groups 200] [--group-pods 1000] [--skip-ramp]
+        [--skip-singletons] [--skip-groups]
 """
 
 from __future__ import annotations
@@ -24,167 +35,23 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from discovery import percentiles, wait_for
-from kubernetes import client, config
-from prometheus_client.parser import text_string_to_metric_families
+from discovery import wait_for
+from kubernetes import client
+from rig import GROUP, VERSION, Operator, Seen, follow, latencies, local_cluster, setup, table
 
-from conclave.api import crdgen
 from conclave_harness.localcluster import LocalCluster
-from conclave_harness.localcluster.clusters import free_port
 from conclave_harness.localcluster.kubelet import FakeKubelet
-
-GROUP, VERSION = "conclave.dev", "v1alpha1"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-class Operator:
-    """`conclave run` as its own process, with its health port (metrics) and /proc."""
-
-    def __init__(self, kubeconfig: Path, namespaces: list[str], log: Path) -> None:
-        self.port = free_port()
-        command = [
-            sys.executable, "-m", "conclave", "run", "--kubeconfig", str(kubeconfig),
-            *[flag for namespace in namespaces for flag in ("--namespace", namespace)],
-            "--leader-election-namespace", namespaces[0], "--health-port", str(self.port),
-            "--identity", "bench",
-        ]  # fmt: skip
-        self.log = log
-        with log.open("wb") as sink:
-            self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=20)
-
-    def usage(self) -> tuple[float, float]:
-        """(CPU seconds so far, RSS in MiB)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
-        cpu = (int(fields[11]) + int(fields[12])) / TICK
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-        return cpu, rss / 1024
-
-    def writes(self) -> float:
-        """conclave_api_writes_total over every kind of write."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as page:
-                text = page.read().decode()
-        except OSError:
-            return float("nan")
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == "conclave_api_writes_total"
-        )
-
-
-def raw_watch(
-    api: client.ApiClient, path: str, handle: Callable[[str, dict[str, Any]], None], stop: threading.Event
-) -> None:
-    """Watch ``path`` as raw JSON lines (the client's models are slow at thousands of
-    objects), calling ``handle(type, object)``; resumes from the last resourceVersion."""
-    version = ""
-    while not stop.is_set():
-        query = f"?watch=1&timeoutSeconds=30&allowWatchBookmarks=true&resourceVersion={version}"
-        request = api.param_serialize("GET", path + query, auth_settings=["BearerToken"])
-        with contextlib.suppress(Exception):
-            response = api.call_api(*request, _request_timeout=60).response
-            buffer = b""
-            for chunk in response.stream(65536):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    body = event["object"]
-                    if event["type"] == "ERROR":
-                        version = ""
-                        break
-                    version = body["metadata"].get("resourceVersion", version)
-                    if event["type"] != "BOOKMARK":
-                        handle(event["type"], body)
-                if stop.is_set():
-                    return
-
-
-def follow(
-    api: client.ApiClient, path: str, handle: Callable[[str, dict[str, Any]], None]
-) -> threading.Event:
-    stop = threading.Event()
-    threading.Thread(target=raw_watch, args=(api, path, handle, stop), daemon=True).start()
-    return stop
-
-
-class Seen:
-    """First time each (topic, key) was seen, by this process's monotonic clock."""
-
-    def __init__(self) -> None:
-        self.at: dict[tuple[str, str], float] = {}
-        self.lock = threading.Lock()
-
-    def mark(self, topic: str, key: str, when: float | None = None) -> None:
-        with self.lock:
-            self.at.setdefault((topic, key), when if when is not None else time.monotonic())
-
-    def get(self, topic: str, key: str) -> float | None:
-        with self.lock:
-            return self.at.get((topic, key))
-
-    def count(self, topic: str) -> int:
-        with self.lock:
-            return sum(1 for t, _ in self.at if t == topic)
-
-
-def latencies(seen: Seen, start: str, end: str, keys: list[str]) -> tuple[int, str, str, str]:
-    samples = [
-        max(0.0, finish - begin)
-        for key in keys
-        if (begin := seen.get(start, key)) is not None and (finish := seen.get(end, key)) is not None
-    ]
-    if not samples:
-        return 0, "-", "-", "-"
-    p50, p99, worst = percentiles(samples)
-    return len(samples), f"{p50:.3f}", f"{p99:.3f}", f"{worst:.3f}"
-
-
-def setup(api: client.ApiClient, namespace: str, app: str, replicas: int) -> None:
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    spec = {"clusterIP": "None", "selector": {"app": app}, "ports": [{"port": 4369}]}
-    core.create_namespaced_service(namespace, {"metadata": {"name": app}, "spec": spec})
-    template = {
-        "metadata": {"labels": {"app": app}},
-        "spec": {
-            "containers": [{"name": "beam", "image": "conclave.dev/fake:1"}],
-            "terminationGracePeriodSeconds": 0,
-        },
-    }
-    apps.create_namespaced_deployment(
-        namespace,
-        {
-            "metadata": {"name": app},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": app}}, "template": template},
-        },
-    )
-    client.CustomObjectsApi(api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "clustertopologies",
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ClusterTopology", "metadata": {"name": app},
-         "spec": {"strategy": "KubernetesAPI", "service": app, "applicationName": app}},
-    )  # fmt: skip
 
 
 def ramp(  # noqa: PLR0915 - one scenario, read top to bottom
@@ -231,7 +98,7 @@ def ramp(  # noqa: PLR0915 - one scenario, read top to bottom
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     rows = []
     try:
-        before = set()
+        before: set[str] = set()
         cpu0, _ = operator.usage()
         for target in range(batch, top + 1, batch):
             apps.patch_namespaced_deployment_scale("chat", namespace, {"spec": {"replicas": target}})
@@ -258,18 +125,8 @@ def ramp(  # noqa: PLR0915 - one scenario, read top to bottom
             wait_for(lambda: all(seen.get("uncounted", ip) for ip in ips), 30, "unready members uncounted")
         cpu, rss = operator.usage()
         n, p50, p99, worst = latencies(seen, "unready", "uncounted", ips)
-        rows.append(
-            [
-                "50 turn unready",
-                f"{n}/50",
-                p50,
-                p99,
-                worst,
-                str(member_count[0]),
-                f"{cpu - cpu0:.1f}",
-                f"{rss:.0f}",
-            ]
-        )
+        rows.append(["50 turn unready", f"{n}/50", p50, p99, worst, str(member_count[0]),
+                     f"{cpu - cpu0:.1f}", f"{rss:.0f}"])  # fmt: skip
         cpu0 = cpu
         for pod in flipped:
             kubelet.set_ready(namespace, pod.metadata.name, True)
@@ -284,18 +141,8 @@ def ramp(  # noqa: PLR0915 - one scenario, read top to bottom
             wait_for(lambda: all(seen.get("uncounted", ip) for ip in gone), 30, "deleted members uncounted")
         cpu, rss = operator.usage()
         n, p50, p99, worst = latencies(seen, "deleted", "uncounted", gone)
-        rows.append(
-            [
-                "100 pods deleted",
-                f"{n}/100",
-                p50,
-                p99,
-                worst,
-                str(member_count[0]),
-                f"{cpu - cpu0:.1f}",
-                f"{rss:.0f}",
-            ]
-        )
+        rows.append(["100 pods deleted", f"{n}/100", p50, p99, worst, str(member_count[0]),
+                     f"{cpu - cpu0:.1f}", f"{rss:.0f}"])  # fmt: skip
     finally:
         for stop in stops:
             stop.set()
@@ -391,34 +238,140 @@ def singletons(  # noqa: PLR0915 - one scenario, read top to bottom
     return rows
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    lines = [
-        "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-        for row in [header, *rows]
+def groups(  # noqa: PLR0915 - one scenario, read top to bottom
+    api: client.ApiClient, namespace: str, operator: Operator, count: int, pods: int
+) -> tuple[str, list[list[str]]]:
+    """Part 3: each pod gets a ``shard`` label (pod i: shard i mod ``count``); group g selects
+    the 1 + g mod 10 shards from g on, so it has 1 to 10 shards' pods and every shard is in
+    several groups. Returns the table's title and rows."""
+    seen, lock = Seen(), threading.Lock()
+    running: dict[str, str] = {}  # pod name -> IP, while it runs
+    wanted: dict[str, frozenset[str]] = {}  # group -> the member IPs its selector implies
+    shown: dict[str, frozenset[str]] = {}  # group -> the member IPs its status shows
+    phase = ["right"]
+
+    def on_pod(kind: str, body: dict[str, Any]) -> None:
+        name, ip = body["metadata"]["name"], (body.get("status") or {}).get("podIP")
+        with lock:
+            if kind == "DELETED" or not ip or body["metadata"].get("deletionTimestamp"):
+                running.pop(name, None)
+            else:
+                running[name] = ip
+
+    def on_group(_: str, body: dict[str, Any]) -> None:
+        name, status = body["metadata"]["name"], body.get("status") or {}
+        ips = frozenset(member.rpartition("@")[2] for member in status.get("members") or [])
+        populated = any(
+            c.get("type") == "Populated" and c.get("status") == "True" for c in status.get("conditions") or []
+        )
+        if populated:
+            seen.mark("populated", name)
+        with lock:
+            shown[name] = ips
+            if populated and status.get("count") == len(ips) and ips == wanted.get(name):
+                seen.mark(phase[0], name)
+
+    stops = [
+        follow(api, f"/api/v1/namespaces/{namespace}/pods", on_pod),
+        follow(api, f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/processgroups", on_group),
     ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
-
-
-@contextlib.contextmanager
-def local_cluster() -> Iterator[tuple[LocalCluster, client.ApiClient]]:
-    cluster = LocalCluster(name="benchscale", pod_cidr="10.245.0.0/16", die_with_caller=True)
-    cluster.up(progress=lambda line: print(line, file=sys.stderr))
-    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+    names = [f"g-{g:03d}" for g in range(count)]
+    selects = {name: {f"{(g + j) % count:03d}" for j in range(1 + g % 10)} for g, name in enumerate(names)}
+    rows = []
     try:
-        extensions = client.ApiextensionsV1Api(api)
-        for definition in crdgen.all_crds():
-            with contextlib.suppress(client.exceptions.ApiException):
-                extensions.delete_custom_resource_definition(definition["metadata"]["name"])
-        time.sleep(2)
-        for definition in crdgen.all_crds():
-            extensions.create_custom_resource_definition(definition)
-        time.sleep(2)
-        yield cluster, api
+        wait_for(lambda: len(running) >= pods, 600, f"{pods} running pods")
+        with lock:
+            ips = dict(sorted(running.items()))
+        shard = {pod: f"{i % count:03d}" for i, pod in enumerate(ips)}
+
+        def label(pod: str) -> float:
+            sent = time.monotonic()
+            core.patch_namespaced_pod(pod, namespace, {"metadata": {"labels": {"shard": shard[pod]}}})
+            return sent
+
+        def implied() -> dict[str, frozenset[str]]:
+            return {n: frozenset(ips[p] for p in ips if shard[p] in selects[n]) for n in names}
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(label, ips))
+        wanted.update(implied())
+        sizes = [len(wanted[name]) for name in names]
+
+        def counted() -> Any:
+            body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "clustertopologies", "grp")
+            return body.get("status", {}).get("memberCount")
+
+        wait_for(lambda: counted() == pods, 300, f"memberCount {pods}")
+        time.sleep(5)
+        writes0, (cpu0, _) = operator.writes(), operator.usage()
+        started = time.monotonic()
+
+        def create(name: str) -> None:
+            selector = {
+                "matchExpressions": [{"key": "shard", "operator": "In", "values": sorted(selects[name])}]
+            }
+            body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ProcessGroup", "metadata": {"name": name},
+                    "spec": {"topology": "grp", "group": name, "selector": selector}}  # fmt: skip
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "processgroups", body)
+
+        print(f"Creating {count} ProcessGroups", file=sys.stderr)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(create, names))
+        created = time.monotonic() - started
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: seen.count("right") >= count, 600, "all groups Populated with their members")
+        writes1, (cpu1, rss1) = operator.writes(), operator.usage()
+        for topic, step in (("populated", "created → Populated"), ("right", "created → members as labelled")):
+            last = max((at - started for n in names if (at := seen.get(topic, n)) is not None), default=0.0)
+            rows.append([step, f"{seen.count(topic)}/{count}", f"{last:.1f} (created in {created:.1f})",
+                         f"{writes1 - writes0:.0f}", f"{cpu1 - cpu0:.1f}", f"{rss1:.0f}"])  # fmt: skip
+        time.sleep(30)
+        writes2, (cpu2, rss2) = operator.writes(), operator.usage()
+        rows.append(["quiet 30 s", "", "30", f"{writes2 - writes1:.0f}", f"{cpu2 - cpu1:.1f}", f"{rss2:.0f}"])
+        moved = list(ips)[: min(100, pods)]
+        for pod in moved:
+            shard[pod] = f"{(int(shard[pod]) + count // 2) % count:03d}"
+        before, after = dict(wanted), implied()
+        affected = [n for n in names if before[n] != after[n]]
+        with lock:
+            wanted.update(after)
+            phase[0] = "moved"
+        print(f"Relabelling {len(moved)} pods", file=sys.stderr)
+        with ThreadPoolExecutor(8) as pool:
+            sent = dict(zip(moved, pool.map(label, moved), strict=True))
+        patched = time.monotonic() - min(sent.values())
+        for name in affected:  # from the last patch that changes the group's members
+            seen.mark("relabelled", name, max(sent[p] for p in moved if ips[p] in before[name] ^ after[name]))
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: all(seen.get("moved", n) for n in affected), 120, "new memberships")
+        writes3, (cpu3, rss3) = operator.writes(), operator.usage()
+        n, p50, p99, worst = latencies(seen, "relabelled", "moved", affected)
+        rows.append([f"relabel {len(moved)} pods → new members", f"{n}/{len(affected)} changed",
+                     f"p50 {p50} p99 {p99} max {worst} (patched in {patched:.1f})",
+                     f"{writes3 - writes2:.0f}", f"{cpu3 - cpu2:.1f}", f"{rss3:.0f}"])  # fmt: skip
+        time.sleep(5)
+        with lock:
+            right = sum(1 for name in names if shown.get(name) == wanted[name])
+        rows.append(["then: members as labelled", f"{right}/{count}", "", "", "", ""])
     finally:
-        api.close()
-        cluster.down()
+        for stop in stops:
+            stop.set()
+    per_pod = sum(sizes) / max(1, len(ips))
+    title = (f"{count} ProcessGroups over {pods} pods ({min(sizes)} to {max(sizes)} members, mean "
+             f"{sum(sizes) / count:.1f}; {per_pod:.1f} groups per pod)")  # fmt: skip
+    return title, rows
+
+
+def part(
+    cluster: LocalCluster, namespace: str, log: Path, run: Callable[[Operator], list[list[str]]]
+) -> list[list[str]]:
+    """``run`` against an operator of its own, watching ``namespace`` only."""
+    operator = Operator(cluster.kubeconfig, [namespace], log)
+    try:
+        return run(operator)
+    finally:
+        operator.stop()
 
 
 def main() -> None:
@@ -427,30 +380,34 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--singletons", type=int, default=10_000)
     parser.add_argument("--singleton-members", type=int, default=20)
+    parser.add_argument("--groups", type=int, default=200)
+    parser.add_argument("--group-pods", type=int, default=1000)
     parser.add_argument("--skip-ramp", action="store_true")
     parser.add_argument("--skip-singletons", action="store_true")
+    parser.add_argument("--skip-groups", action="store_true")
     arguments = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("the local cluster's pod network needs root")
     with local_cluster() as (cluster, api), tempfile.TemporaryDirectory() as scratch:
         core = client.CoreV1Api(api)
-        ramp_ns, single_ns = f"ramp-{uuid.uuid4().hex[:6]}", f"single-{uuid.uuid4().hex[:6]}"
-        for namespace in (ramp_ns, single_ns):
+        suffix = uuid.uuid4().hex[:6]
+        ramp_ns, single_ns, group_ns = f"ramp-{suffix}", f"single-{suffix}", f"groups-{suffix}"
+        for namespace in (ramp_ns, single_ns, group_ns):
             core.create_namespace({"metadata": {"name": namespace}})
             wait_for(
                 lambda n=namespace: core.list_namespaced_service_account(n).items,
                 30,
                 "the default ServiceAccount",
             )
-        with FakeKubelet(api, cluster.network, namespaces=[ramp_ns, single_ns]) as kubelet:
+        with FakeKubelet(api, cluster.network, namespaces=[ramp_ns, single_ns, group_ns]) as kubelet:
             if not arguments.skip_ramp:
                 setup(api, ramp_ns, "chat", 0)
-                operator = Operator(cluster.kubeconfig, [ramp_ns], Path(scratch) / "ramp.log")
-                try:
+
+                def ramping(operator: Operator) -> list[list[str]]:
                     time.sleep(3)
-                    rows = ramp(api, ramp_ns, operator, kubelet, arguments.members, arguments.batch)
-                finally:
-                    operator.stop()
+                    return ramp(api, ramp_ns, operator, kubelet, arguments.members, arguments.batch)
+
+                rows = part(cluster, ramp_ns, Path(scratch) / "ramp.log", ramping)
                 print(
                     f"\nDiscovery ramp to {arguments.members} members "
                     "(latency in seconds, ready → counted in hosts.json)\n"
@@ -460,15 +417,28 @@ def main() -> None:
                 )
             if not arguments.skip_singletons:
                 setup(api, single_ns, "sing", arguments.singleton_members)
-                operator = Operator(cluster.kubeconfig, [single_ns], Path(scratch) / "singletons.log")
-                try:
-                    rows = singletons(
+                rows = part(
+                    cluster,
+                    single_ns,
+                    Path(scratch) / "singletons.log",
+                    lambda operator: singletons(
                         api, single_ns, operator, arguments.singletons, arguments.singleton_members
-                    )
-                finally:
-                    operator.stop()
+                    ),
+                )
                 print(f"\n{arguments.singletons} Singletons on {arguments.singleton_members} members\n")
                 print(table(["step", "singletons", "time", "writes", "CPU s", "RSS MiB"], rows))
+            if not arguments.skip_groups:
+                setup(api, group_ns, "grp", arguments.group_pods)
+                titled: list[str] = []
+
+                def grouping(operator: Operator) -> list[list[str]]:
+                    title, rows = groups(api, group_ns, operator, arguments.groups, arguments.group_pods)
+                    titled.append(title)
+                    return rows
+
+                rows = part(cluster, group_ns, Path(scratch) / "groups.log", grouping)
+                print(f"\n{titled[0]} (time in seconds)\n")
+                print(table(["step", "groups", "time", "writes", "CPU s", "RSS MiB"], rows))
 
 
 if __name__ == "__main__":
