@@ -64,13 +64,26 @@ def slim(kind: str, body: Mapping[str, Any]) -> JSON:
     return kept
 
 
+class _Entry:
+    """One object's latest body, and what readers derived from that version of it."""
+
+    __slots__ = ("body", "derived", "version")
+
+    def __init__(self, body: JSON) -> None:
+        metadata = body["metadata"]
+        self.body = body
+        self.version = (metadata.get("uid", ""), metadata.get("resourceVersion", ""))
+        self.derived: dict[str, Any] = {}
+
+
 class Cache:
     """Objects by kind, then namespace, then name: a supervisor reads one namespace at a
     time, so it never walks (or sorts) the whole cluster's pods."""
 
     def __init__(self) -> None:
-        self._objects: dict[str, dict[str, dict[str, JSON]]] = {}
-        self._derived: dict[tuple[str, str, str], dict[str, tuple[str, Any]]] = {}
+        self._objects: dict[str, dict[str, dict[str, _Entry]]] = {}
+        self._sorted: dict[tuple[str, str], list[str]] = {}
+        """Each (kind, namespace)'s names in order, kept until a name comes or goes."""
 
     def put(self, kind: str, body: Mapping[str, Any]) -> None:
         """Remember the latest ``body``; a stale copy only costs a 409 and a re-read later.
@@ -78,34 +91,45 @@ class Cache:
         resourceVersion is opaque, so the cache never orders copies by it.
         """
         metadata = body["metadata"]
-        namespace = self._objects.setdefault(kind, {}).setdefault(metadata.get("namespace", ""), {})
-        namespace[metadata["name"]] = slim(kind, body)
+        namespace = metadata.get("namespace", "")
+        objects = self._objects.setdefault(kind, {}).setdefault(namespace, {})
+        entry = _Entry(slim(kind, body))
+        previous = objects.get(metadata["name"])
+        if previous is None:
+            self._sorted.pop((kind, namespace), None)
+        elif previous.version == entry.version:  # the same version again (a re-list)
+            entry.derived = previous.derived
+        objects[metadata["name"]] = entry
 
     def drop(self, kind: str, namespace: str, name: str) -> None:
-        self._objects.get(kind, {}).get(namespace, {}).pop(name, None)
-        self._derived.pop((kind, namespace, name), None)
+        if self._objects.get(kind, {}).get(namespace, {}).pop(name, None) is not None:
+            self._sorted.pop((kind, namespace), None)
 
     def get(self, kind: str, namespace: str, name: str) -> JSON | None:
         """The body (read-only: never change it), or None."""
-        return self._objects.get(kind, {}).get(namespace, {}).get(name)
+        entry = self._objects.get(kind, {}).get(namespace, {}).get(name)
+        return entry.body if entry is not None else None
 
     def in_namespace(self, kind: str, namespace: str) -> Iterator[JSON]:
         """The namespace's objects of ``kind``, by name (read-only: never change them)."""
         objects = self._objects.get(kind, {}).get(namespace, {})
-        for name in sorted(objects):
-            yield objects[name]
+        names = self._sorted.get((kind, namespace))
+        if names is None:
+            names = self._sorted[kind, namespace] = sorted(objects)
+        for name in names:
+            yield objects[name].body
 
     def derived(self, kind: str, body: Mapping[str, Any], purpose: str, make: Callable[[Any], T]) -> T:
-        """``make(body)``, computed once per resourceVersion of the object (and uid, so a
-        same-named successor is made afresh); ``purpose`` keeps apart what different
-        readers derive. ``make`` must depend on nothing but the body."""
+        """``make(body)``, computed once per version of the object (its resourceVersion and
+        uid, so a same-named successor is made afresh) while it is the one cached;
+        ``purpose`` keeps apart what different readers derive. ``make`` must depend on
+        nothing but the body."""
         metadata = body["metadata"]
-        made = self._derived.setdefault((kind, metadata.get("namespace", ""), metadata["name"]), {})
-        version = f"{metadata.get('uid', '')}/{metadata.get('resourceVersion', '')}"
-        found = made.get(purpose)
-        if found is not None and found[0] == version:
-            value: T = found[1]
+        entry = self._objects.get(kind, {}).get(metadata.get("namespace", ""), {}).get(metadata["name"])
+        if entry is None or entry.body is not body:
+            return make(body)  # not the cached copy: nothing to keep it with
+        if purpose in entry.derived:
+            value: T = entry.derived[purpose]
             return value
-        value = make(body)
-        made[purpose] = (version, value)
+        value = entry.derived[purpose] = make(body)
         return value
