@@ -9,7 +9,7 @@ from conclave.act.applying import Applied
 from conclave.core.memory import Remembered, SingletonMemory
 from conclave.core.partitions import Debounced, Verdict
 from conclave.core.plans import ObjectPlan, ObjectRef, Plan
-from conclave.runtime.reconciling import _remember
+from conclave.runtime.reconciling import remember
 
 T0 = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
 TOPOLOGY = ObjectRef("ClusterTopology", "prod", "chat", "uid-chat")
@@ -34,7 +34,7 @@ PLAN = Plan(
 
 def test_a_revocation_is_stamped_only_where_its_lease_was_written() -> None:
     applied = Applied(frozenset({TOPOLOGY, MOVED}), frozenset({TOPOLOGY}), (REFUSED,), ())
-    after = _remember(BEFORE, PLAN, applied, now=10.0)
+    after = remember(BEFORE, PLAN, applied, now=10.0)
     assert after.singletons == {
         "uid-moved": SingletonMemory(ineligible_since=9.0, revoked_epoch=4, revoked_seen_at=10.0),
         "uid-refused": BEFORE.singletons["uid-refused"],  # its revocation was never written: no wait started
@@ -46,9 +46,9 @@ def test_a_verdict_whose_status_was_not_published_is_announced_again() -> None:
     """The debounce remembers the published verdict; if the topology's status write failed,
     the next plan must still see the old one, so PartitionDetected is posted then."""
     applied = Applied(frozenset({TOPOLOGY, MOVED, REFUSED}), frozenset({MOVED, REFUSED}), (TOPOLOGY,), ())
-    assert _remember(BEFORE, PLAN, applied, now=10.0).partition == BEFORE.partition
+    assert remember(BEFORE, PLAN, applied, now=10.0).partition == BEFORE.partition
 
 
 def test_a_new_singleton_whose_lease_was_refused_is_not_remembered() -> None:
     applied = Applied(frozenset({TOPOLOGY}), frozenset({TOPOLOGY}), (MOVED, REFUSED), ())
-    assert set(_remember(Remembered(), PLAN, applied, now=10.0).singletons) == set()
+    assert set(remember(Remembered(), PLAN, applied, now=10.0).singletons) == set()

@@ -3,10 +3,12 @@
 It applies a plan object by object, ``concurrency`` objects at a time (so one singleton's
 status never waits for every other singleton's Lease), each in its own order: the
 object's owned objects (a singleton's Lease is the truth its status only mirrors), then
-its status, then what it no longer uses, then its pod marks, events and metric samples. A status is written
-only if the owned writes before it succeeded (it would describe what did not happen),
-and an object's events and samples go out only once its status is published (they
-describe that status; planned again from the old one, they would be posted twice).
+its status, then what it no longer uses. Then, once every object has had its turn, the
+pod marks (one patch per pod), then the events and metric samples: nobody's Lease or
+status waits for another object's events. A status is written only if the owned writes
+before it succeeded (it would describe what did not happen), and an object's events and
+samples go out only once its status is published (they describe that status; planned
+again from the old one, they would be posted twice).
 
 It sends only what differs from what is there (a merge patch computed by
 ``core.patches``), every status write guarded by the resourceVersion the plan was made
@@ -79,6 +81,9 @@ class _Progress:
     conflicted: bool = False
     failures: list[WriteFailure] = dataclasses.field(default_factory=list)
     marks: list[PodAnnotations] = dataclasses.field(default_factory=list)
+    announced: list[ObjectPlan] = dataclasses.field(default_factory=list)
+    """Plans whose status is published: their events and samples go out after every
+    object's own writes (nobody's Lease or status waits for another's events)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +97,8 @@ class Applied:
     conflicted: tuple[ObjectRef, ...]
     """Objects that changed since they were read: plan them again, at once."""
     failures: tuple[WriteFailure, ...]
+    unmarked: frozenset[str] = frozenset()
+    """Pods whose annotations could not be written (the next plan tries again)."""
 
 
 class Applier:
@@ -118,21 +125,32 @@ class Applier:
         for item in plan.objects:
             by_object.setdefault(item.target, []).append(item)
         progress = [_Progress() for _ in by_object]
+        for items, done in zip(by_object.values(), progress, strict=True):
+            if all(item.idle for item in items):  # already as planned: no task to run
+                done.written = done.published = True
         await self._bounded(
             [
                 functools.partial(self._apply_object, items, done)
                 for items, done in zip(by_object.values(), progress, strict=True)
+                if not done.published
             ]
         )
         marks = [mark for done in progress for mark in done.marks]
         pods = _merged((*marks, *plan.pod_annotations))
-        await self._bounded([functools.partial(self._annotate_pod, pod) for pod in pods])
+        unmarked: set[str] = set()
+        await self._bounded([functools.partial(self._annotate_pod, pod, unmarked) for pod in pods])
+        announced = [item for done in progress for item in done.announced]
+        events = [event for item in announced for event in item.events]
+        await self._bounded([functools.partial(self._post_event, event) for event in events])
+        for item in announced:
+            record(item.metrics)
         record(plan.metrics)
         return Applied(
             frozenset(ref for done, ref in zip(progress, by_object, strict=True) if done.written),
             frozenset(ref for done, ref in zip(progress, by_object, strict=True) if done.published),
             tuple(ref for done, ref in zip(progress, by_object, strict=True) if done.conflicted),
             tuple(failure for done in progress for failure in done.failures),
+            frozenset(unmarked),
         )
 
     async def _bounded(self, jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
@@ -168,9 +186,7 @@ class Applier:
                 logger.info("Re-read %s %s after a conflict: %s", item.target.kind, item.target.name, error)
                 done.conflicted = True
                 return
-            for event in item.events:
-                await self._post_event(event)
-            record(item.metrics)
+            done.announced.append(item)
 
     async def _apply_owned(self, item: ObjectPlan, failures: list[WriteFailure]) -> bool:
         """True when every owned write succeeded. Raises ConflictError (after a re-read)."""
@@ -257,10 +273,11 @@ class Applier:
                 logger.warning("Failed to delete %s %s: %s", removal.kind, removal.name, error)
                 failures.append(WriteFailure(removal.owner, error))
 
-    async def _annotate_pod(self, update: PodAnnotations) -> None:
+    async def _annotate_pod(self, update: PodAnnotations, unmarked: set[str]) -> None:
         """Mirror ownership on a pod; the uid makes a same-named successor refuse it (409).
 
-        Best effort, like events: the Lease is the truth, and the next plan retries.
+        Best effort, like events: the Lease is the truth; a pod whose patch failed is added
+        to ``unmarked``, and the next plan tries again.
         """
         self.guard()
         path = kinds.POD.path(update.namespace, update.name)
@@ -271,6 +288,7 @@ class Applier:
             self.cache.drop("Pod", update.namespace, update.name)
         except ApiError as error:
             logger.warning("Failed to annotate pod %s: %s", update.name, error)
+            unmarked.add(update.name)
         else:
             metrics.WRITES_TOTAL.labels(write="pod").inc()
             self.cache.put("Pod", result)

@@ -7,6 +7,7 @@ The CRD checks the same syntax by pattern and the bounds with CEL's ``duration()
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from typing import Any
 
@@ -17,6 +18,7 @@ _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+@functools.lru_cache(maxsize=1024)  # a spec's few durations are read for every object, every plan
 def parse(text: str) -> datetime.timedelta:
     """``"1m30s"`` → 90 seconds. Raises ValueError naming the text and the allowed form."""
     if not re.fullmatch(PATTERN, text):

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Mapping
 
 from conclave.api import ProcessGroup, ProcessGroupStatus, SingletonStatus
-from conclave.core import grouping, lifecycle, ownership, placement
+from conclave.core import grouping, lifecycle, ownership
 from conclave.core.conditions import Wanted
 from conclave.core.lifecycle import Context, SingletonFacts
 from conclave.core.memory import Remembered, SingletonMemory
 from conclave.core.observations import Observation, Observed
+from conclave.core.placement import Candidate
 from conclave.core.plans import MetricSample, ObjectPlan, ObjectRef, OwnedObject, PodAnnotations, Removal
+from conclave.core.scoping import Scope
 from conclave.core.statuses import TopologyView, found_events, ref, status_update, topology_found
 
 
@@ -41,7 +44,9 @@ def group_plan(
             slices = observation.publication.group_slices.get(service)
             owned = grouping.publication(owner, service, chosen, exists, slices)
     existing = resource.status.conditions
-    update = status_update(observation, owner, dependent, existing, [found, *group.conditions], decided)
+    update = status_update(
+        observation, owner, dependent, existing, [found, *group.conditions], decided, resource.status
+    )
     events = found_events(owner, resource.status.conditions, found) + group.events
     return ObjectPlan(
         owner,
@@ -88,8 +93,15 @@ class Singletons:
     memory: Remembered
 
 
-def singletons_plan(observation: Observation, view: TopologyView | None) -> Singletons:
-    """Every singleton of the topology: Leases, status, pod annotations, events, metrics.
+def singletons_plan(
+    observation: Observation,
+    view: TopologyView | None,
+    candidates: Mapping[str, Candidate],
+    scope: Scope,
+) -> Singletons:
+    """The singletons of the topology that ``scope`` names: Leases, status, pod
+    annotations, events, metrics. Those it leaves out keep their owners (and count, for
+    the bounded loads, as their Leases say).
 
     Without the topology nothing is decided: ownership stays as the Leases say.
     """
@@ -102,19 +114,20 @@ def singletons_plan(observation: Observation, view: TopologyView | None) -> Sing
         lease = observation.ownership.leases.get(seen.resource.metadata.name)
         loads.update([lease.holder] if lease is not None and lease.holder else [])
     if view is not None:
-        down = [member for member, _ in view.verdict.down]
-        candidates = placement.candidates(view.published, observation.pods, down)
         context = Context(
             candidates, observation.pods, view.verdict, observation.moment.monotonic, balanced=len(balanced)
         )
     placed = 0
     for observed in observation.singletons:
+        if not scope.plans_singleton(observed.resource.metadata.name):
+            placed += observed.resource.status.phase == "Placed"
+            continue
         owner, resource = ref(observed), observed.resource
         found, existing = topology_found(observation), resource.status.conditions
         events = found_events(owner, existing, found)
         if context is None:
             decided = SingletonStatus() if resource.status.phase else SingletonStatus(phase="Pending")
-            update = status_update(observation, owner, observed, existing, [found], decided)
+            update = status_update(observation, owner, observed, existing, [found], decided, resource.status)
             objects.append(ObjectPlan(owner, status=update, events=tuple(events)))
             placed += resource.status.phase == "Placed"
             continue
@@ -134,7 +147,7 @@ def singletons_plan(observation: Observation, view: TopologyView | None) -> Sing
             labels=labels,
         )
         wanted = [found, single.condition]
-        update = status_update(observation, owner, observed, existing, wanted, single.status)
+        update = status_update(observation, owner, observed, existing, wanted, single.status, resource.status)
         marks = tuple(
             PodAnnotations(observation.namespace, pod, observation.pods[pod].uid, {key: value})
             for pod, (key, value) in sorted(single.annotations.items())

@@ -118,3 +118,19 @@ class Published:
     name: str
     uid: str
     group_uid: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Publication:
+    """The namespace's Services and EndpointSlices, for naming and publishing groups."""
+
+    groups: tuple[GroupIdentity, ...] = ()
+    """Every ProcessGroup of the namespace, to name their Services without collisions."""
+    services: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    """The namespace's Services: name → the ProcessGroup that owns it (None: not conclave's)."""
+    endpoint_slices: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    """The namespace's EndpointSlices, likewise: a group's slice is named after its Service."""
+    group_slices: Mapping[str, tuple[Address, ...]] = dataclasses.field(default_factory=dict)
+    """conclave's EndpointSlices in the namespace: name → the addresses they publish."""
+    published: tuple[Published, ...] = ()
+    """The namespace's Services and EndpointSlices that a ProcessGroup controls."""

@@ -147,6 +147,18 @@ class Context:
     holds, with the decisions taken before this one in the same plan."""
     balanced: int = 0
     """How many balanced singletons the topology has (0: no bound, plain rendezvous)."""
+    eligibility: dict[tuple[object, ...], Eligibility] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """``eligible`` by the spec fields it reads, worked out once per plan (the candidates
+    and the verdict are the same for every singleton of it)."""
+
+    def eligible(self, spec: SingletonSpec) -> Eligibility:
+        pin = spec.pin_to.model_dump_json() if spec.distribution == "Pinned" and spec.pin_to else None
+        key = (spec.distribution, spec.partition_policy, pin)
+        if key not in self.eligibility:
+            self.eligibility[key] = eligible(spec, list(self.candidates.values()), self.verdict)
+        return self.eligibility[key]
 
 
 def balanced(spec: SingletonSpec) -> bool:
@@ -253,7 +265,7 @@ def decide(singleton: SingletonFacts, context: Context, memory: SingletonMemory)
 def _facts(singleton: SingletonFacts, context: Context, memory: SingletonMemory) -> _Facts:
     spec, status, lease = singleton.spec, singleton.status, singleton.lease
     epoch = max(lease.epoch if lease else 0, status.epoch or 0)
-    options = eligible(spec, list(context.candidates.values()), context.verdict)
+    options = context.eligible(spec)
     prior = _prior(lease, status)
     holder_name = lease.holder if lease else None
     hashed = _hashed(singleton, context, options, holder_name)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from conclave.api import Member
+from conclave.core.facts import LeaseState, PodFacts, Publication
 from conclave.core.partitions import Debounced
+from conclave.core.placement import Candidate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +66,27 @@ class MeshMemory:
 
 
 @dataclasses.dataclass(frozen=True)
+class Basis:
+    """What a topology's dependents were last planned from, so that the next plan looks
+    again only at what changed since (``core.scoping``). An object whose writes did not
+    all take effect is left out of it, so it counts as changed and is planned again."""
+
+    context: tuple[object, ...]
+    """What every dependent is decided against: TopologyFound, the topology's generation,
+    the partition verdict's state and majority."""
+    candidates: Mapping[str, Candidate]
+    """The members as placement saw them."""
+    counting: Mapping[str, Member]
+    """The members that count, by name, as the groups saw them."""
+    pods: Mapping[str, PodFacts]
+    singletons: Mapping[str, tuple[str, LeaseState | None]]
+    """Each singleton's version (uid and resourceVersion) and its Lease, by name."""
+    groups: Mapping[str, str]
+    """Each process group's version, by name."""
+    publication: Publication
+
+
+@dataclasses.dataclass(frozen=True)
 class Remembered:
     """A topology's remembered state."""
 
@@ -73,3 +97,6 @@ class Remembered:
     write_failures: tuple[str, ...] = ()
     """What the previous iteration failed to write, to be surfaced as a condition."""
     mesh: MeshMemory = dataclasses.field(default_factory=MeshMemory)
+    basis: Basis | None = None
+    """What the dependents were last planned from; None: plan all of them (after a start,
+    on the periodic resync, after an iteration that failed)."""

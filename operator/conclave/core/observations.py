@@ -12,14 +12,12 @@ from typing import Any, Generic, TypeVar
 
 from conclave.api import ClusterTopology, Condition, ProcessGroup, Singleton
 from conclave.core.facts import (
-    Address,
     Endpoint,
-    GroupIdentity,
     LeaseState,
     Moment,
     PodFacts,
     Probed,
-    Published,
+    Publication,
     Resolution,
     ServiceState,
 )
@@ -72,22 +70,6 @@ class Discovery:
     """What RBAC refuses that discovery needs ("watch endpointslices.discovery.k8s.io")."""
     members_config_map: Mapping[str, str] | None = None
     """The data of the <topology>-members ConfigMap; None when it does not exist."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Publication:
-    """The namespace's Services and EndpointSlices, for naming and publishing groups."""
-
-    groups: tuple[GroupIdentity, ...] = ()
-    """Every ProcessGroup of the namespace, to name their Services without collisions."""
-    services: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
-    """The namespace's Services: name → the ProcessGroup that owns it (None: not conclave's)."""
-    endpoint_slices: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
-    """The namespace's EndpointSlices, likewise: a group's slice is named after its Service."""
-    group_slices: Mapping[str, tuple[Address, ...]] = dataclasses.field(default_factory=dict)
-    """conclave's EndpointSlices in the namespace: name → the addresses they publish."""
-    published: tuple[Published, ...] = ()
-    """The namespace's Services and EndpointSlices that a ProcessGroup controls."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ exactly, where the room exists. The load is counted over the topology's balanced
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,6 +44,14 @@ def choose(identity: str, members: Iterable[str]) -> str | None:
     return max(members, key=lambda member: (weight(identity, member), member), default=None)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def ranked(identity: str, members: tuple[str, ...]) -> tuple[str, ...]:
+    """``members`` heaviest first for ``identity`` (``choose``'s order). Kept for the
+    latest 65,536 singletons and member sets: a plan asks it of every singleton, and
+    the answer changes only when the members do."""
+    return tuple(sorted(members, key=lambda member: (weight(identity, member), member), reverse=True))
+
+
 def capacity(singletons: int, members: int, factor: float) -> int:
     """How many balanced singletons one member may hold: ⌊factor * mean⌋, at least ⌈mean⌉."""
     if members <= 0:
@@ -55,8 +64,8 @@ def bounded(identity: str, members: Iterable[str], loads: Mapping[str, int], lim
     """The heaviest member for ``identity`` among those holding fewer than ``limit``
     (``loads`` counts what each holds, not counting ``identity`` itself); when every one
     is full (eligibility differs between singletons), the heaviest of all, as ``choose``."""
-    ranked = sorted(members, key=lambda member: (weight(identity, member), member), reverse=True)
-    return next((member for member in ranked if loads.get(member, 0) < limit), ranked[0] if ranked else None)
+    order = ranked(identity, tuple(members))
+    return next((member for member in order if loads.get(member, 0) < limit), order[0] if order else None)
 
 
 @dataclasses.dataclass(frozen=True)

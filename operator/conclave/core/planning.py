@@ -23,17 +23,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from conclave.api import ClusterTopology, ClusterTopologyStatus, Member, durations
-from conclave.core import conditions, dependents, discovery, grouping, meshing, partitioning, validity
+from conclave.core import (
+    conditions,
+    dependents,
+    discovery,
+    grouping,
+    meshing,
+    partitioning,
+    placement,
+    scoping,
+    validity,
+)
 from conclave.core.conditions import Wanted
 from conclave.core.marks import MEMBERS_LABEL
 from conclave.core.memory import Remembered
 from conclave.core.observations import Observation, Observed
-from conclave.core.partitions import Debounced
+from conclave.core.partitions import Debounced, Verdict
 from conclave.core.plans import EventIntent, MeshPlan, MetricSample, ObjectPlan, ObjectRef, OwnedObject, Plan
 from conclave.core.rosters import members_config_map_name, members_data, shown
 from conclave.core.statuses import TopologyView, ref, status_update, topology_found
 
 READY = "Ready"
+UNKNOWN = Verdict("Unknown")
+"""The verdict dependents are decided against while the topology is missing."""
 DISCOVERED = "Discovered"
 
 
@@ -49,14 +61,25 @@ def plan(observation: Observation) -> Plan:
         waits += [wait] if wait is not None else []
         mesh = _mesh_plan(observation, observation.topology.resource, view)
         waits += [mesh.requeue_after] if mesh is not None and mesh.requeue_after is not None else []
+    candidates = placement.candidates(view.published, observation.pods, view.down) if view else {}
+    basis = scoping.basis(
+        observation,
+        found=topology_found(observation),
+        verdict=view.verdict if view else UNKNOWN,
+        candidates=candidates,
+        counting=view.counting if view else (),
+    )
+    scope = scoping.scope(observation, basis, observation.memory.basis)
     service_names = grouping.service_names(
         observation.publication.groups,
         grouping.holders(observation.publication.services, observation.publication.endpoint_slices),
     )
     objects += [
-        dependents.group_plan(observation, group, view, service_names) for group in observation.process_groups
+        dependents.group_plan(observation, group, view, service_names)
+        for group in observation.process_groups
+        if scope.plans_group(group.resource.metadata.name)
     ]
-    singletons = dependents.singletons_plan(observation, view)
+    singletons = dependents.singletons_plan(observation, view, candidates, scope)
     objects += singletons.objects
     waits += [singletons.requeue_after] if singletons.requeue_after is not None else []
     for invalid in observation.invalid:
@@ -77,6 +100,7 @@ def plan(observation: Observation) -> Plan:
             singletons.memory.singletons,
             observation.memory.write_failures,
             mesh.memory if mesh is not None else observation.memory.mesh,
+            basis,
         ),
         mesh=mesh,
     )

@@ -132,6 +132,13 @@ class ObjectPlan:
     events: tuple[EventIntent, ...] = ()
     metrics: tuple[MetricSample, ...] = ()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing to write, post or record: the object is already as planned."""
+        return not (
+            self.owned or self.status or self.removals or self.pod_annotations or self.events or self.metrics
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class MeshPlan:

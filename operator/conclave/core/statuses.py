@@ -28,6 +28,11 @@ class TopologyView:
     counting: list[Member]
     verdict: Verdict
 
+    @property
+    def down(self) -> list[str]:
+        """The members the verdict lists as down (their nodes refused the probe)."""
+        return [member for member, _ in self.verdict.down]
+
 
 def ref(observed: Observed[Any]) -> ObjectRef:
     resource = observed.resource
@@ -78,8 +83,15 @@ def status_update(
     existing: Sequence[Condition],
     wanted: Sequence[Wanted],
     decided: Model,
-) -> StatusUpdate:
-    """``decided`` with the conditions merged into the published ones, and the generation."""
+    parsed: Model | None = None,
+) -> StatusUpdate | None:
+    """``decided`` with the conditions merged into the published ones, and the generation.
+
+    ``parsed``: the object's status as the models read it from the API, when it is all of
+    it; None is returned when that already holds exactly what is wanted (nothing to write,
+    no patch to compute)."""
     published = conditions.merge(existing, wanted, seen.generation, observation.moment.wall)
     desired = decided.model_copy(update={"observed_generation": seen.generation, "conditions": published})
+    if parsed is not None and desired == parsed:
+        return None
     return StatusUpdate(target, seen.resource_version, seen.wire_status, desired)

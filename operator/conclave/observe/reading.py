@@ -29,6 +29,7 @@ from conclave.core.facts import (
     Moment,
     PodFacts,
     Probed,
+    Publication,
     Published,
     Resolution,
     ServiceState,
@@ -49,7 +50,6 @@ from conclave.core.observations import (
     Observation,
     Observed,
     Ownership,
-    Publication,
     Resource,
 )
 from conclave.core.plans import ObjectRef

@@ -11,8 +11,10 @@ still be announced).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -25,7 +27,8 @@ from conclave.api import ClusterTopology
 from conclave.core import planning
 from conclave.core.facts import Moment
 from conclave.core.keys import Key
-from conclave.core.memory import Remembered
+from conclave.core.memory import Basis, Remembered
+from conclave.core.observations import Observation
 from conclave.core.plans import MeshPlan, Plan
 from conclave.errors import ConflictError
 from conclave.observe import beam, permissions, probing, reading, resolving
@@ -62,7 +65,10 @@ class Reconciler:
         self._memory: dict[Key, Remembered] = {}
         self._meshing: set[asyncio.Task[None]] = set()
         """connect: Mesh calls still waiting for the nodes' answers."""
-        self._group_series: dict[Key, frozenset[tuple[str, str, str]]] = {}
+        self._group_series: dict[Key, dict[str, frozenset[tuple[str, str, str]]]] = {}
+        """The metric series each group's last plan set, by group name."""
+        self._full_at: dict[Key, float] = {}
+        """When each key's dependents were last all planned (monotonic)."""
 
     async def __call__(self, key: Key) -> Outcome:
         """Raises ConflictError, after saving what took effect, when an object must be
@@ -83,6 +89,12 @@ class Reconciler:
             beam.group_members(self.distribution, topology, groups, present),
         )
         remembered = self._memory.get(key, Remembered())
+        if time.monotonic() - self._full_at.get(key, -math.inf) >= self.resync_seconds:
+            remembered = dataclasses.replace(remembered, basis=None)  # the resync: plan everything
+        if remembered.basis is None:
+            self._full_at[key] = time.monotonic()
+        # until this iteration is applied, a failure must leave the next one a full look
+        self._memory[key] = dataclasses.replace(remembered, basis=None)
         observation = reading.observe(
             self.cache,
             key,
@@ -95,10 +107,8 @@ class Reconciler:
         if plan.mesh is not None and observation.topology is not None:
             self._mesh(observation.topology.resource, plan.mesh)
         applied = await self.applier.apply(plan)
-        self._memory[key] = _remember(remembered, plan, applied, time.monotonic())
-        series = metrics.group_series(sample for item in plan.objects for sample in item.metrics)
-        metrics.forget_groups(self._group_series.get(key, frozenset()) - series)
-        self._group_series[key] = series
+        self._memory[key] = remember(remembered, plan, applied, time.monotonic())
+        self._forget_group_series(key, observation, plan)
         if applied.conflicted:
             names = ", ".join(f"{ref.kind} {ref.name}" for ref in applied.conflicted)
             raise ConflictError(409, "Conflict", f"{names} changed since read")
@@ -108,9 +118,25 @@ class Reconciler:
             if not observation.process_groups and not observation.singletons and not observation.invalid:
                 self._memory.pop(key, None)
                 self._group_series.pop(key, None)
+                self._full_at.pop(key, None)
                 return Outcome(finished=True)
         retry = FAILURE_RETRY_SECONDS if applied.failures else self.resync_seconds
         return Outcome(requeue_after=min(plan.requeue_after or retry, retry))
+
+    def _forget_group_series(self, key: Key, observation: Observation, plan: Plan) -> None:
+        """Drop the series of groups that are gone or set other labels now; a group this
+        plan left out keeps the series its last plan set."""
+        before = self._group_series.get(key, {})
+        planned = {
+            item.target.name: metrics.group_series(item.metrics)
+            for item in plan.objects
+            if item.target.kind == "ProcessGroup"
+        }
+        present = {group.resource.metadata.name for group in observation.process_groups}
+        now = {name: planned.get(name, before.get(name, frozenset())) for name in present | planned.keys()}
+        kept = frozenset().union(*now.values())
+        metrics.forget_groups(frozenset().union(*before.values()) - kept)
+        self._group_series[key] = now
 
     def _mesh(self, topology: ClusterTopology, mesh: MeshPlan) -> None:
         """Ask the nodes for the mesh's connects and disconnects, beside the iteration: a
@@ -140,7 +166,7 @@ class Reconciler:
         return self.nameserver
 
 
-def _remember(previous: Remembered, plan: Plan, applied: Applied, now: float) -> Remembered:
+def remember(previous: Remembered, plan: Plan, applied: Applied, now: float) -> Remembered:
     """What to remember: per object, what its writes made true.
 
     ``now`` stamps revocations written in this iteration: they are committed by now.
@@ -157,4 +183,23 @@ def _remember(previous: Remembered, plan: Plan, applied: Applied, now: float) ->
         if uid in written_uids or uid in previous.singletons
     }
     failures = tuple(f"{f.target.kind} {f.target.name}: {f.error}" for f in applied.failures)
-    return Remembered(partition, singletons, failures, plan.memory.mesh)
+    return Remembered(partition, singletons, failures, plan.memory.mesh, _settled(plan, applied))
+
+
+def _settled(plan: Plan, applied: Applied) -> Basis | None:
+    """The plan's basis without what did not take effect, so that it is planned again: an
+    object not published (a write failed or conflicted), a pod whose marks were not written."""
+    basis = plan.memory.basis
+    if basis is None:
+        return None
+    undone = {
+        (item.target.kind, item.target.name) for item in plan.objects if item.target not in applied.published
+    }
+    undone |= {(ref.kind, ref.name) for ref in applied.conflicted}
+    undone |= {(failure.target.kind, failure.target.name) for failure in applied.failures}
+    return dataclasses.replace(
+        basis,
+        singletons={n: v for n, v in basis.singletons.items() if ("Singleton", n) not in undone},
+        groups={n: v for n, v in basis.groups.items() if ("ProcessGroup", n) not in undone},
+        pods={n: v for n, v in basis.pods.items() if n not in applied.unmarked},
+    )
