@@ -1,5 +1,5 @@
 """Names as long as Kubernetes allows: a Singleton named with all 253 characters is placed,
-and its events are posted (their names are derived to fit, act/applying.event_name)."""
+and its events are posted (their names are derived to fit, act/announcing.event_name)."""
 
 from __future__ import annotations
 

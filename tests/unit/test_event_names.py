@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conclave.act.applying import event_name
+from conclave.act.announcing import event_name
 
 SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 NOW = 1_796_123_409_123_456_789

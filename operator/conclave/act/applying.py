@@ -35,11 +35,11 @@ import asyncio
 import dataclasses
 import datetime
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+from conclave.act import announcing
 from conclave.adapters import metrics
 from conclave.adapters.apiclient import ApiClient
 from conclave.adapters.cache import Cache
@@ -47,7 +47,6 @@ from conclave.api import Condition, kinds, times
 from conclave.core import patches, validity
 from conclave.core.plans import (
     EventIntent,
-    MetricSample,
     ObjectPlan,
     ObjectRef,
     OwnedObject,
@@ -60,7 +59,6 @@ from conclave.errors import ApiError, ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
-MAX_NOTE_LENGTH = 1024
 CONCURRENCY = 32
 """How many objects the applier writes at once (each in its own order); the API client's
 thread pool and the server's priority and fairness bound what is really in flight."""
@@ -143,8 +141,8 @@ class Applier:
         events = [event for item in announced for event in item.events]
         await self._bounded([functools.partial(self._post_event, event) for event in events])
         for item in announced:
-            record(item.metrics)
-        record(plan.metrics)
+            announcing.record(item.metrics)
+        announcing.record(plan.metrics)
         return Applied(
             frozenset(ref for done, ref in zip(progress, by_object, strict=True) if done.written),
             frozenset(ref for done, ref in zip(progress, by_object, strict=True) if done.published),
@@ -226,7 +224,7 @@ class Applier:
         Best effort: a failure is logged, and the next plan tries again."""
         target = update.target
         wanted = validity.CONDITION_OF[target.kind]
-        message = f"{target.kind} {target.name}: {error}"[:MAX_NOTE_LENGTH]
+        message = f"{target.kind} {target.name}: {error}"[: announcing.MAX_NOTE_LENGTH]
         now = times.whole_seconds(datetime.datetime.now(datetime.UTC))
         planned = list(getattr(update.desired, "conditions", None) or [])
         if not any(condition.type == wanted for condition in planned):
@@ -380,48 +378,14 @@ class Applier:
     async def _post_event(self, event: EventIntent) -> None:
         """Post an Event; a failure is logged and counted, never fatal to the plan."""
         self.guard()
-        ref = event.regarding
-        body = {
-            "apiVersion": kinds.EVENT.api_version,
-            "kind": kinds.EVENT.name,
-            "metadata": {"name": event_name(ref.name, time.time_ns()), "namespace": ref.namespace},
-            "eventTime": times.micro_time(datetime.datetime.now(datetime.UTC)),
-            "reportingController": "conclave.dev/operator",
-            "reportingInstance": self.identity,
-            "action": event.action,
-            "reason": event.reason,
-            "type": event.type,
-            "note": event.note[:MAX_NOTE_LENGTH],
-            "regarding": {
-                "apiVersion": kinds.of(ref.kind).api_version,
-                "kind": ref.kind,
-                "namespace": ref.namespace,
-                "name": ref.name,
-                "uid": ref.uid,
-            },
-        }
+        body = announcing.event(event, self.identity, time.time_ns())
         try:
-            await self.api.create(kinds.EVENT.collection(ref.namespace), body)
+            await self.api.create(kinds.EVENT.collection(event.regarding.namespace), body)
         except ApiError as error:
+            ref = event.regarding
             logger.warning("Failed to post event %s about %s %s: %s", event.reason, ref.kind, ref.name, error)
         else:
             metrics.WRITES_TOTAL.labels(write="event").inc()
-
-
-MAX_EVENT_NAME = 253
-
-
-def event_name(regarding: str, now_ns: int) -> str:
-    """client-go's event name, ``<object name>.<nanoseconds in hex>``: unique without a random
-    source, and sorted by time among one object's events. When that would pass the 253
-    characters of a DNS subdomain, the object name is cut short and a hash of the whole
-    name keeps names of different objects apart; the result stays a valid subdomain."""
-    stamp = f".{now_ns:x}"
-    if len(regarding) + len(stamp) <= MAX_EVENT_NAME:
-        return f"{regarding}{stamp}"
-    digest = "-" + hashlib.sha256(regarding.encode()).hexdigest()[:10]
-    prefix = regarding[: MAX_EVENT_NAME - len(stamp) - len(digest)].rstrip(".-")
-    return f"{prefix}{digest}{stamp}"
 
 
 def _merged(marks: Iterable[PodAnnotations]) -> list[PodAnnotations]:
@@ -430,17 +394,3 @@ def _merged(marks: Iterable[PodAnnotations]) -> list[PodAnnotations]:
     for mark in marks:
         by_pod.setdefault((mark.namespace, mark.name, mark.uid), {}).update(mark.annotations)
     return [PodAnnotations(*pod, changes) for pod, changes in sorted(by_pod.items())]
-
-
-def record(samples: Iterable[MetricSample]) -> None:
-    """Set, add to or observe each sample's metric (core names them; only this touches them)."""
-    for sample in samples:
-        family = metrics.BY_NAME[sample.metric]
-        metric = family.labels(**sample.labels) if sample.labels else family
-        if sample.mode == "inc":
-            metric.inc(sample.value)  # type: ignore[union-attr]
-        elif sample.mode == "observe":
-            metric.observe(sample.value)  # type: ignore[union-attr]
-        elif sample.mode == "set":
-            metric.set(sample.value)  # type: ignore[union-attr]
-        # "declare": labels() above made the series

@@ -38,7 +38,8 @@ class GroupPlan:
 
 def members(group: ProcessGroup, counted: Sequence[Member], pods: Mapping[str, PodFacts]) -> list[Member]:
     """The counted topology members whose pod (by name, else by address) matches the selector."""
-    by_ip = {pod.ip: pod for pod in pods.values() if pod.ip}
+    unnamed = any(not member.pod for member in counted)  # only they need the pods by address
+    by_ip = {pod.ip: pod for pod in pods.values() if pod.ip} if unnamed else {}
     chosen = []
     for member in counted:
         pod = pods.get(member.pod) if member.pod else by_ip.get(member.ip or "")
