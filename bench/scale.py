@@ -18,8 +18,9 @@ would load it. Prints tables; it is not a timed test and CI does not run it.
    Populated, and until each shows exactly the members its selector implies (count
    included); a quiet 30 s; then 100 pods move to the shard half the ring away (one label
    patch each, 8 at a time) and each group whose members that changes is timed from the
-   last patch that changes it to its status showing the new members, p50/p99/max. Writes,
-   CPU seconds and RSS per step.
+   last patch that changes it to its status showing the new members, p50/p99/max; then
+   one pod alone, timed the same way. Writes, CPU seconds and RSS per step; at the end,
+   how many groups show exactly the members their selectors imply.
 
 Both ends of every latency are seen by this process's watches, on one clock. The pieces
 the parts share are in bench/rig.py.
@@ -329,27 +330,36 @@ def groups(  # noqa: PLR0915 - one scenario, read top to bottom
         time.sleep(30)
         writes2, (cpu2, rss2) = operator.writes(), operator.usage()
         rows.append(["quiet 30 s", "", "30", f"{writes2 - writes1:.0f}", f"{cpu2 - cpu1:.1f}", f"{rss2:.0f}"])
-        moved = list(ips)[: min(100, pods)]
-        for pod in moved:
-            shard[pod] = f"{(int(shard[pod]) + count // 2) % count:03d}"
-        before, after = dict(wanted), implied()
-        affected = [n for n in names if before[n] != after[n]]
-        with lock:
-            wanted.update(after)
-            phase[0] = "moved"
-        print(f"Relabelling {len(moved)} pods", file=sys.stderr)
-        with ThreadPoolExecutor(8) as pool:
-            sent = dict(zip(moved, pool.map(label, moved), strict=True))
-        patched = time.monotonic() - min(sent.values())
-        for name in affected:  # from the last patch that changes the group's members
-            seen.mark("relabelled", name, max(sent[p] for p in moved if ips[p] in before[name] ^ after[name]))
-        with contextlib.suppress(TimeoutError):
-            wait_for(lambda: all(seen.get("moved", n) for n in affected), 120, "new memberships")
-        writes3, (cpu3, rss3) = operator.writes(), operator.usage()
-        n, p50, p99, worst = latencies(seen, "relabelled", "moved", affected)
-        rows.append([f"relabel {len(moved)} pods → new members", f"{n}/{len(affected)} changed",
-                     f"p50 {p50} p99 {p99} max {worst} (patched in {patched:.1f})",
-                     f"{writes3 - writes2:.0f}", f"{cpu3 - cpu2:.1f}", f"{rss3:.0f}"])  # fmt: skip
+
+        def relabel(moved: list[str], topic: str) -> list[str]:
+            """Move ``moved`` half the ring of shards away; one row, timed per changed group."""
+            for pod in moved:
+                shard[pod] = f"{(int(shard[pod]) + count // 2) % count:03d}"
+            before, after = dict(wanted), implied()
+            affected = [n for n in names if before[n] != after[n]]
+            writes0, (cpu0, _) = operator.writes(), operator.usage()
+            with lock:
+                wanted.update(after)
+                phase[0] = topic
+            what = f"{len(moved)} pods" if len(moved) != 1 else "1 pod"
+            print(f"Relabelling {what}", file=sys.stderr)
+            with ThreadPoolExecutor(8) as pool:
+                sent = dict(zip(moved, pool.map(label, moved), strict=True))
+            patched = time.monotonic() - min(sent.values())
+            for name in affected:  # from the last patch that changes the group's members
+                last = max(sent[p] for p in moved if ips[p] in before[name] ^ after[name])
+                seen.mark(f"{topic} sent", name, last)
+            with contextlib.suppress(TimeoutError):
+                wait_for(lambda: all(seen.get(topic, n) for n in affected), 120, "new memberships")
+            writes1, (cpu1, rss1) = operator.writes(), operator.usage()
+            n, p50, p99, worst = latencies(seen, f"{topic} sent", topic, affected)
+            return [f"relabel {what} → new members", f"{n}/{len(affected)} changed",
+                    f"p50 {p50} p99 {p99} max {worst} (patched in {patched:.1f})",
+                    f"{writes1 - writes0:.0f}", f"{cpu1 - cpu0:.1f}", f"{rss1:.0f}"]  # fmt: skip
+
+        rows.append(relabel(list(ips)[: min(100, pods)], "moved"))
+        time.sleep(10)
+        rows.append(relabel(list(ips)[-1:], "moved again"))
         time.sleep(5)
         with lock:
             right = sum(1 for name in names if shown.get(name) == wanted[name])
