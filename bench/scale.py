@@ -19,8 +19,9 @@ would load it. Prints tables; it is not a timed test and CI does not run it.
    included); a quiet 30 s; then 100 pods move to the shard half the ring away (one label
    patch each, 8 at a time) and each group whose members that changes is timed from the
    last patch that changes it to its status showing the new members, p50/p99/max; then
-   one pod alone, timed the same way. Writes, CPU seconds and RSS per step; at the end,
-   how many groups show exactly the members their selectors imply.
+   one pod alone, timed the same way. Writes, CPU seconds and RSS per step (read SETTLE
+   seconds after its last status); at the end, how many groups show exactly the members
+   their selectors imply.
 
 Both ends of every latency are seen by this process's watches, on one clock. The pieces
 the parts share are in bench/rig.py.
@@ -53,6 +54,8 @@ from rig import GROUP, VERSION, Operator, Seen, follow, latencies, local_cluster
 
 from conclave_harness.localcluster import LocalCluster
 from conclave_harness.localcluster.kubelet import FakeKubelet
+
+SETTLE = 5  # seconds from a groups step's last status to reading its writes: events follow statuses
 
 
 def ramp(  # noqa: PLR0915 - one scenario, read top to bottom
@@ -322,6 +325,7 @@ def groups(  # noqa: PLR0915 - one scenario, read top to bottom
         created = time.monotonic() - started
         with contextlib.suppress(TimeoutError):
             wait_for(lambda: seen.count("right") >= count, 600, "all groups Populated with their members")
+        time.sleep(SETTLE)
         writes1, (cpu1, rss1) = operator.writes(), operator.usage()
         for topic, step in (("populated", "created → Populated"), ("right", "created → members as labelled")):
             last = max((at - started for n in names if (at := seen.get(topic, n)) is not None), default=0.0)
@@ -351,6 +355,7 @@ def groups(  # noqa: PLR0915 - one scenario, read top to bottom
                 seen.mark(f"{topic} sent", name, last)
             with contextlib.suppress(TimeoutError):
                 wait_for(lambda: all(seen.get(topic, n) for n in affected), 120, "new memberships")
+            time.sleep(SETTLE)
             writes1, (cpu1, rss1) = operator.writes(), operator.usage()
             n, p50, p99, worst = latencies(seen, f"{topic} sent", topic, affected)
             return [f"relabel {what} → new members", f"{n}/{len(affected)} changed",
@@ -358,9 +363,8 @@ def groups(  # noqa: PLR0915 - one scenario, read top to bottom
                     f"{writes1 - writes0:.0f}", f"{cpu1 - cpu0:.1f}", f"{rss1:.0f}"]  # fmt: skip
 
         rows.append(relabel(list(ips)[: min(100, pods)], "moved"))
-        time.sleep(10)
+        time.sleep(10 - SETTLE)
         rows.append(relabel(list(ips)[-1:], "moved again"))
-        time.sleep(5)
         with lock:
             right = sum(1 for name in names if shown.get(name) == wanted[name])
         rows.append(["then: members as labelled", f"{right}/{count}", "", "", "", ""])
