@@ -34,7 +34,7 @@ from conclave.adapters.cache import Cache
 from conclave.errors import ApiError, LeadershipLost
 from conclave.handlers import credentials, liveness, watching
 from conclave.observe import permissions, resolving
-from conclave.runtime import outages
+from conclave.runtime import collecting, outages
 from conclave.runtime.electing import Elector
 from conclave.runtime.reconciling import Reconciler
 from conclave.runtime.settings import LogFormat, Settings
@@ -124,6 +124,7 @@ async def run(settings: Settings) -> int:
     Lease for good (4) or kopf fails (1); each of the last three is logged in one line."""
     configuration = load_configuration(settings.kubeconfig, settings.context)
     api = ApiClient(configuration, settings.identity, workers=API_WORKERS)
+    collecting.measure()
     health = HealthServer(settings)
     await health.start()
     elector = Elector(
@@ -199,6 +200,7 @@ async def _lead(
     )
     health.kopf_task = kopf_task
     hold_task = asyncio.create_task(elector.hold(), name="leader lease")
+    collector_task = asyncio.create_task(collecting.tend(), name="garbage collector")
     audit_task = asyncio.create_task(audit.run(interval=grace / 2), name="watch audit")
     lost_task = asyncio.ensure_future(lost)
     watched: list[asyncio.Future[Any]] = [kopf_task, hold_task, lost_task]
@@ -217,7 +219,7 @@ async def _lead(
         stop_flag.set()
         await supervisors.stop()
         await reconciler.close()  # the hidden Erlang distribution connections, and mesh calls
-        for task in (hold_task, lost_task, audit_task):
+        for task in (hold_task, lost_task, audit_task, collector_task):
             task.cancel()
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
             await asyncio.wait_for(kopf_task, STOP_TIMEOUT)
