@@ -95,8 +95,8 @@ class Applied:
     conflicted: tuple[ObjectRef, ...]
     """Objects that changed since they were read: plan them again, at once."""
     failures: tuple[WriteFailure, ...]
-    unmarked: frozenset[str] = frozenset()
-    """Pods whose annotations could not be written (the next plan tries again)."""
+    unmarked: frozenset[ObjectRef] = frozenset()
+    """Objects whose pod marks were not all written (the next plan tries again)."""
 
 
 class Applier:
@@ -135,8 +135,13 @@ class Applier:
         )
         marks = [mark for done in progress for mark in done.marks]
         pods = _merged((*marks, *plan.pod_annotations))
-        unmarked: set[str] = set()
-        await self._bounded([functools.partial(self._annotate_pod, pod, unmarked) for pod in pods])
+        failed: set[str] = set()
+        await self._bounded([functools.partial(self._annotate_pod, pod, failed) for pod in pods])
+        unmarked = {
+            ref
+            for done, ref in zip(progress, by_object, strict=True)
+            if any(mark.name in failed for mark in done.marks)
+        }
         announced = [item for done in progress for item in done.announced]
         events = [event for item in announced for event in item.events]
         await self._bounded([functools.partial(self._post_event, event) for event in events])
@@ -271,11 +276,11 @@ class Applier:
                 logger.warning("Failed to delete %s %s: %s", removal.kind, removal.name, error)
                 failures.append(WriteFailure(removal.owner, error))
 
-    async def _annotate_pod(self, update: PodAnnotations, unmarked: set[str]) -> None:
+    async def _annotate_pod(self, update: PodAnnotations, failed: set[str]) -> None:
         """Mirror ownership on a pod; the uid makes a same-named successor refuse it (409).
 
         Best effort, like events: the Lease is the truth; a pod whose patch failed is added
-        to ``unmarked``, and the next plan tries again.
+        to ``failed``, and the next plan tries again.
         """
         self.guard()
         path = kinds.POD.path(update.namespace, update.name)
@@ -286,7 +291,7 @@ class Applier:
             self.cache.drop("Pod", update.namespace, update.name)
         except ApiError as error:
             logger.warning("Failed to annotate pod %s: %s", update.name, error)
-            unmarked.add(update.name)
+            failed.add(update.name)
         else:
             metrics.WRITES_TOTAL.labels(write="pod").inc()
             self.cache.put("Pod", result)

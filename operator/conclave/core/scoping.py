@@ -13,7 +13,8 @@ against the full plan through random histories). The inputs a dependent is decid
   placement candidates its Lease and status name (a candidate stands for its pod too: its
   identity, readiness and labels), its marks on any pod; one that is not placed is
   decided against every candidate, and so is one that rebalances (``rebalance: Active``),
-  which also weighs every other balanced singleton's holder;
+  which also weighs the load of every other (so it is planned whenever any singleton or
+  its Lease changed);
 - a process group: its own version, the counting members and pods that are (or would
   be) its members, its Service and EndpointSlice; source Erlang groups always (their
   processes are asked anew each time).
@@ -32,7 +33,6 @@ from typing import TypeVar
 from conclave.api import Member, ProcessGroup, Singleton
 from conclave.core.conditions import Wanted
 from conclave.core.facts import LeaseState, PodFacts, Publication
-from conclave.core.lifecycle import balanced
 from conclave.core.marks import ANNOTATION_PREFIX, pod_annotation, released_annotation
 from conclave.core.memory import Basis, SingletonMemory
 from conclave.core.observations import Observation, Observed
@@ -111,10 +111,6 @@ def _singletons(observation: Observation, now: Basis, before: Basis, pods: set[s
     versions = changed(before.singletons, now.singletons)
     marks = _changed_marks(before.pods, now.pods, pods)
     memory = observation.memory.singletons
-    # a singleton was placed, moved, created or deleted: every Active one weighs the loads again
-    loads_changed = before.singletons.keys() != now.singletons.keys() or any(
-        _holder(before.singletons.get(name)) != _holder(now.singletons.get(name)) for name in versions
-    )
     for seen in observation.singletons:
         resource = seen.resource
         name, spec, status = resource.metadata.name, resource.spec, resource.status
@@ -123,15 +119,11 @@ def _singletons(observation: Observation, now: Basis, before: Basis, pods: set[s
         if (
             name in versions
             or memory.get(seen.uid, NOTHING_PENDING) != NOTHING_PENDING
-            or (spec.rebalance == "Active" and (members or (loads_changed and balanced(spec))))
+            or (spec.rebalance == "Active" and (members or versions))  # it weighs every other's load
             or (members and (not _placed(resource, lease) or named & members))
             or (marks and (pod_annotation(name) in marks or released_annotation(name) in marks))
         ):
             yield name
-
-
-def _holder(entry: tuple[str, LeaseState | None] | None) -> str | None:
-    return entry[1].holder if entry is not None and entry[1] is not None else None
 
 
 def _placed(resource: Singleton, lease: LeaseState | None) -> bool:

@@ -103,10 +103,21 @@ class Reconciler:
             lookups=reading.Lookups(probed, resolution, refused, processes),
             memory=remembered,
         )
+        planning_started = time.perf_counter()
         plan = planning.plan(observation)
+        planned = time.perf_counter()
         if plan.mesh is not None and observation.topology is not None:
             self._mesh(observation.topology.resource, plan.mesh)
         applied = await self.applier.apply(plan)
+        logger.debug(
+            "Planned %s (%s): %d of %d objects in %.3fs, applied in %.3fs",
+            key,
+            "all" if remembered.basis is None else "what changed",
+            len(plan.objects),
+            1 + len(observation.process_groups) + len(observation.singletons) + len(observation.invalid),
+            planned - planning_started,
+            time.perf_counter() - planned,
+        )
         self._memory[key] = remember(remembered, plan, applied, time.monotonic())
         self._forget_group_series(key, observation, plan)
         if applied.conflicted:
@@ -188,7 +199,7 @@ def remember(previous: Remembered, plan: Plan, applied: Applied, now: float) -> 
 
 def _settled(plan: Plan, applied: Applied) -> Basis | None:
     """The plan's basis without what did not take effect, so that it is planned again: an
-    object not published (a write failed or conflicted), a pod whose marks were not written."""
+    object not published (a write failed or conflicted), or whose pod marks were not written."""
     basis = plan.memory.basis
     if basis is None:
         return None
@@ -197,9 +208,9 @@ def _settled(plan: Plan, applied: Applied) -> Basis | None:
     }
     undone |= {(ref.kind, ref.name) for ref in applied.conflicted}
     undone |= {(failure.target.kind, failure.target.name) for failure in applied.failures}
+    undone |= {(ref.kind, ref.name) for ref in applied.unmarked}
     return dataclasses.replace(
         basis,
         singletons={n: v for n, v in basis.singletons.items() if ("Singleton", n) not in undone},
         groups={n: v for n, v in basis.groups.items() if ("ProcessGroup", n) not in undone},
-        pods={n: v for n, v in basis.pods.items() if n not in applied.unmarked},
     )
