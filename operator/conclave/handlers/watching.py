@@ -39,12 +39,29 @@ WATCHED = (
 API server."""
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No essences: kopf builds one for every event it delivers (a deep copy of the body,
+    minus what it ignores) to tell changes apart for on.create/update/delete handlers.
+    conclave has none (``on.event`` and indexes only), so nothing is ever compared or
+    stored; at thousands of objects the copies were a tenth of the operator's time."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        """Called by kopf only after change-detecting handlers, of which there are none."""
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
-    """Apply the label selectors of ``WATCHED`` to kopf's watches."""
+    """Apply the label selectors of ``WATCHED`` to kopf's watches; no diff-bases."""
     for watched in WATCHED:
         if watched.selector:
             group = watched.kind.group or watched.kind.version  # kopf's spelling: v1 for the core group
             settings.watching.label_selectors[group, watched.kind.plural] = watched.selector
+    settings.persistence.diffbase_storage = NoDiffBase()
 
 
 Affected = Callable[[dict[str, Any]], Iterable[Key]]
