@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conclave_harness.localcluster import LocalCluster
+from conclave_harness.localcluster import LocalCluster, etcd
 from conclave_harness.localcluster.clusters import Component
 
 
@@ -41,10 +41,13 @@ def test_a_crashed_run_does_not_block_the_next_and_down_leaves_nothing(
         assert [c.name for c in crashed] == ["etcd", "kube-apiserver", "kube-controller-manager"]
         os.kill(crashed[0].pid, signal.SIGKILL)  # etcd dies; the rest of the run is left behind
 
+        # At once: for a moment the API server still says ready and etcd's PID still shows
+        # its binary, and neither makes this a running cluster.
         cluster.up()
 
         restarted = cluster.components()
         assert all(alive(c) for c in restarted)
+        assert etcd.healthy(cluster.etcd_url)
         assert {c.pid for c in restarted}.isdisjoint(c.pid for c in crashed)
         assert not any(alive(c) for c in crashed)
         assert cluster.running()

@@ -47,6 +47,8 @@ CONTROLLERS = (
 """Deliberately no node-lifecycle-controller: with no kubelet heartbeats it would mark every
 node NotReady and evict every pod."""
 
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager")
+
 STARTUP_TIMEOUT = 60.0
 
 Progress = Callable[[str], None]
@@ -127,13 +129,16 @@ class LocalCluster:
         }
 
     def up(self, progress: Progress | None = None) -> None:
-        """Start the cluster and return once the API answers /readyz and controllers run.
+        """Start the cluster and return once every component answers its own health check
+        (etcd /health, the API server /readyz, the controller manager /healthz) and the
+        controllers run.
 
-        A cluster of the same name that is already running and ready is kept; leftovers of
-        a crashed run are stopped and removed first. Raises LocalClusterError subclasses.
+        A cluster of the same name whose every component runs and answers is kept; anything
+        less (a crashed run's leftovers, a component killed or frozen) is stopped and
+        removed first. Raises LocalClusterError subclasses.
         """
         report = progress or (lambda message: None)
-        if self.running() and self._ready():
+        if self._serving():
             report(f"Local cluster {self.name!r} is already up")
             return
         self.down()
@@ -214,6 +219,8 @@ class LocalCluster:
                 f"--authorization-kubeconfig={controller_kubeconfig}",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={controller_manager_port}",
+                f"--tls-cert-file={certs.controller_manager_serving.cert}",
+                f"--tls-private-key-file={certs.controller_manager_serving.key}",
                 f"--controllers={','.join(CONTROLLERS)}",
                 "--use-service-account-credentials=true",
                 f"--service-account-private-key-file={certs.service_account_key}",
@@ -223,6 +230,7 @@ class LocalCluster:
         )
         report("Waiting for kube-controller-manager")
         self._wait(self._controllers_running, "kube-controller-manager's controllers")
+        self._wait(self._serving, "every component to answer its health check")
 
     def down(self) -> None:
         """Stop every component this cluster started, by PID, and remove its state."""
@@ -310,19 +318,50 @@ class LocalCluster:
         """etcd's loopback client URL (its JSON gateway: ``localcluster.etcd``)."""
         return self._argument("etcd", "listen-client-urls").split(",")[0]
 
+    def _serving(self) -> bool:
+        """Every component of the control plane is recorded, runs unfrozen and answers its
+        own health check, and so does every other component recorded (``running``).
+
+        Each process is asked itself: right after etcd is killed, the API server's /readyz
+        still says ok for a while (its etcd check is a cached probe over a connection that
+        has not noticed yet), and ``/proc/<pid>/exe`` still shows etcd's binary until the
+        killed process has finished exiting; trusting those two kept a crashed cluster as
+        "already up".
+        """
+        components = self.components()
+        return (
+            set(CONTROL_PLANE) <= {c.name for c in components}
+            and self.kubeconfig.exists()
+            and self.running()
+            and not any(processes.is_frozen(c.pid) for c in components)
+            and self._answer(set(CONTROL_PLANE))
+        )
+
     def _answering(self) -> bool:
-        """Every running, unfrozen component answers its health check; the API server its
-        /readyz while etcd runs (it cannot be ready without it), else its /livez."""
+        """Every running, unfrozen component answers its health check."""
         running = {
             c.name
             for c in self.components()
             if processes.is_ours(c.pid, c.binary) and not processes.is_frozen(c.pid)
         }
+        return self._answer(running)
+
+    def _answer(self, running: set[str]) -> bool:
+        """Each component of ``running`` answers its health check: etcd its /health, the API
+        server its /readyz while etcd runs (it cannot be ready without it), else its /livez,
+        the controller manager its /healthz (its own; it needs no API server to answer)."""
         if "etcd" in running and not etcd.healthy(self.etcd_url):
             return False
-        if "kube-apiserver" in running:
-            return bool(self._request("/readyz" if "etcd" in running else "/livez") == "ok")
-        return True
+        health = "/readyz" if "etcd" in running else "/livez"
+        if "kube-apiserver" in running and self._request(health) != "ok":
+            return False
+        return "kube-controller-manager" not in running or self._controller_manager_healthy()
+
+    def _controller_manager_healthy(self) -> bool:
+        """The controller manager answers ok on its /healthz, verified by the cluster's CA."""
+        port = self._argument("kube-controller-manager", "secure-port")
+        context = ssl.create_default_context(cafile=self._argument("kube-controller-manager", "root-ca-file"))
+        return bool(_get(f"https://127.0.0.1:{port}/healthz", context) == "ok")
 
     def _spawn(self, name: str, binary: Path, args: Sequence[str]) -> None:
         logs = self.state_dir / "logs"
@@ -368,12 +407,7 @@ class LocalCluster:
         user = config["users"][0]["user"]
         context = ssl.create_default_context(cafile=config["clusters"][0]["cluster"]["certificate-authority"])
         context.load_cert_chain(user["client-certificate"], user["client-key"])
-        try:
-            with urllib.request.urlopen(f"{server}{path}", context=context, timeout=2) as response:
-                body = response.read()
-                return json.loads(body) if body.startswith(b"{") else body.decode()
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
+        return _get(f"{server}{path}", context)
 
     def _ready(self) -> bool:
         return self.kubeconfig.exists() and self._request("/readyz") == "ok"
@@ -403,3 +437,13 @@ class LocalCluster:
             "current-context": "conclave-local",
         }
         path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _get(url: str, context: ssl.SSLContext) -> Any:
+    """GET ``url``: its JSON, or its text; None when it does not answer 200."""
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=2) as response:
+            body = response.read()
+            return json.loads(body) if body.startswith(b"{") else body.decode()
+    except (urllib.error.URLError, OSError, ValueError):
+        return None

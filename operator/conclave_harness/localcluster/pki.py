@@ -1,7 +1,8 @@
-"""The local cluster's certificates: a CA, the API server's serving certificate, client
-certificates for the admin and the controller manager, and the service-account key.
+"""The local cluster's certificates: a CA, the serving certificates of the API server and
+the controller manager, client certificates for the admin and the controller manager, and
+the service-account key.
 
-ECDSA P-256 everywhere: a fresh cluster needs five keys and RSA would spend seconds on
+ECDSA P-256 everywhere: a fresh cluster needs six keys and RSA would spend seconds on
 them. Writes files into the directory it is given and nothing else.
 """
 
@@ -32,6 +33,8 @@ class ClusterPKI:
     apiserver: KeyPair
     admin: KeyPair
     controller_manager: KeyPair
+    controller_manager_serving: KeyPair
+    """Its /healthz, so that a health check can verify whom it asks, as for the API server."""
     service_account_key: Path
     service_account_public: Path
 
@@ -158,6 +161,15 @@ def create(directory: Path, service_ip: str) -> ClusterPKI:
         ca_cert,
         ExtendedKeyUsageOID.CLIENT_AUTH,
     )
+    controller_manager_serving = _issue(
+        directory,
+        "controller-manager-serving",
+        _name("kube-controller-manager"),
+        ca_key,
+        ca_cert,
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
 
     service_account_key = directory / "service-account.key"
     service_account_public = directory / "service-account.pub"
@@ -173,6 +185,7 @@ def create(directory: Path, service_ip: str) -> ClusterPKI:
         apiserver=apiserver,
         admin=admin,
         controller_manager=controller_manager,
+        controller_manager_serving=controller_manager_serving,
         service_account_key=service_account_key,
         service_account_public=service_account_public,
     )
