@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conclave.api import Member, ProcessGroup, ProcessGroupStatus
+from conclave.api import LabelSelector, Member, ProcessGroup, ProcessGroupStatus
 from conclave.core import grouping
 from conclave.core.facts import GroupIdentity, PodFacts, Published
 from conclave.core.plans import ObjectRef
@@ -61,6 +62,115 @@ def test_a_member_without_a_pod_name_is_matched_by_its_address() -> None:
     dns_member = Member(name="chat@10.0.0.3", ip="10.0.0.3")
     chosen = grouping.members(group(selector={"matchLabels": {"role": "worker"}}), [dns_member], PODS)
     assert chosen == [dns_member]
+
+
+def naive_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
+    """LabelSelector.matches as it was first written: the reference for the compiled one."""
+    if any(labels.get(key) != value for key, value in selector.match_labels.items()):
+        return False
+    for requirement in selector.match_expressions:
+        present = requirement.key in labels
+        value = labels.get(requirement.key)
+        if requirement.operator == "In" and value not in requirement.values:
+            return False
+        if requirement.operator == "NotIn" and present and value in requirement.values:
+            return False
+        if requirement.operator == "Exists" and not present:
+            return False
+        if requirement.operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def naive_members(
+    selector: LabelSelector, counted: Sequence[Member], pods: Mapping[str, PodFacts]
+) -> list[Member]:
+    """grouping.members as it was first written: every member's pod tested on its own."""
+    by_ip = {pod.ip: pod for pod in pods.values() if pod.ip}
+    chosen = []
+    for member in counted:
+        pod = pods.get(member.pod) if member.pod else by_ip.get(member.ip or "")
+        if pod is not None and naive_matches(selector, pod.labels):
+            chosen.append(member)
+    return sorted(chosen, key=lambda member: member.name)
+
+
+LABEL_KEYS = st.sampled_from(["app", "shard", "conclave.dev/tier"])
+LABEL_VALUES = st.sampled_from(["", "a", "b"])
+LABELS = st.dictionaries(LABEL_KEYS, LABEL_VALUES, max_size=3)
+IPS = st.sampled_from([None, "10.0.0.1", "10.0.0.2", "10.0.0.3"])
+REQUIREMENTS = st.one_of(
+    st.fixed_dictionaries({
+        "key": LABEL_KEYS,
+        "operator": st.sampled_from(["In", "NotIn"]),
+        "values": st.lists(LABEL_VALUES, min_size=1, max_size=3),  # duplicates included
+    }),
+    st.fixed_dictionaries({"key": LABEL_KEYS, "operator": st.sampled_from(["Exists", "DoesNotExist"])}),
+)  # fmt: skip
+SELECTORS = st.one_of(
+    st.builds(lambda requirement: {"matchExpressions": [requirement]}, REQUIREMENTS),
+    st.builds(lambda pairs: {"matchLabels": pairs}, st.dictionaries(LABEL_KEYS, LABEL_VALUES, min_size=1)),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "matchLabels": st.dictionaries(LABEL_KEYS, LABEL_VALUES, max_size=2),
+            "matchExpressions": st.lists(REQUIREMENTS, max_size=3),
+        },
+    ),  # empty selectors too: they match every pod
+)
+
+
+@st.composite
+def members_and_pods(draw: st.DrawFn) -> tuple[list[Member], dict[str, PodFacts]]:
+    """Pods (some sharing an address: the last one listed answers for it), and members
+    naming a pod, a pod that is gone, or only an address (some names twice)."""
+    names = draw(st.lists(st.sampled_from([f"chat-{i}" for i in range(10)]), unique=True, max_size=10))
+    pods = {name: PodFacts(name, draw(LABELS), draw(IPS)) for name in names}
+    named = (
+        st.sampled_from(names)
+        if names and draw(st.booleans())
+        else st.sampled_from([None, "", "gone", *names])
+    )
+    member = st.builds(Member, name=st.sampled_from([f"chat@{i}" for i in range(8)]), pod=named, ip=IPS)
+    return draw(st.lists(member, max_size=12)), pods
+
+
+@settings(max_examples=300)
+@given(members_and_pods(), st.lists(SELECTORS, min_size=1, max_size=4))
+def test_indexed_membership_is_the_naive_one(
+    world: tuple[list[Member], dict[str, PodFacts]], selectors: list[dict[str, Any]]
+) -> None:
+    counted, pods = world
+    kept = grouping.MemberIndex(counted, pods)
+    for wire in selectors:  # the same members and pods for every group, as in one plan
+        chosen = group(selector=wire)
+        want = [id(member) for member in naive_members(chosen.spec.selector, counted, pods)]
+        assert [id(member) for member in grouping.members(chosen, counted, pods)] == want
+        assert [id(member) for member in grouping.members(chosen, counted, pods, kept)] == want
+
+
+@given(LABELS, SELECTORS)
+def test_a_compiled_selector_matches_as_the_naive_one(labels: dict[str, str], wire: dict[str, Any]) -> None:
+    selector = LabelSelector.model_validate(wire)
+    assert selector.matches(labels) == naive_matches(selector, labels)
+    assert selector.matches(labels) == naive_matches(selector, labels)  # compiled by then
+    assert selector == LabelSelector.model_validate(wire)  # compiling changes no field
+
+
+def test_a_copy_of_a_selector_with_other_fields_matches_by_its_own() -> None:
+    selector = LabelSelector.model_validate({"matchLabels": {"role": "worker"}})
+    assert not selector.matches({"role": "subscriber"})
+    copied = selector.model_copy(update={"match_labels": {"role": "subscriber"}})
+    assert copied.matches({"role": "subscriber"})
+    assert not selector.matches({"role": "subscriber"})
+
+
+def test_the_index_of_other_members_is_built_afresh() -> None:
+    first = grouping.members(group(), MEMBERS, PODS)
+    relabelled = {**PODS, "chat-2": PodFacts("chat-2", {"role": "subscriber"}, "10.0.0.3")}
+    assert [m.name for m in grouping.members(group(), MEMBERS, relabelled)] == [m.name for m in MEMBERS]
+    assert grouping.members(group(), MEMBERS[:1], relabelled) == MEMBERS[:1]
+    assert grouping.members(group(), MEMBERS, PODS) == first
 
 
 @pytest.mark.parametrize(
@@ -272,6 +382,29 @@ def test_leftovers_never_touch_the_current_name_nor_another_group_s_objects(
     assert all(o.group_uid == OWNER.uid for o in objects if (o.kind, o.name) in removed)
     assert {(o.kind, o.name) for o in objects if o.group_uid == OWNER.uid and o.name != service} <= removed
     assert {(o.kind, o.name) for o in objects if o.group_uid != OWNER.uid} <= kept
+
+
+@given(
+    st.lists(
+        st.builds(
+            published,
+            st.sampled_from(sorted(grouping.PUBLISHED_KINDS)),
+            st.sampled_from(["orders", "pubsub-orders", "jobs"]),
+            st.sampled_from(["uid-a", "uid-b", "uid-c"]),
+        ),
+        unique_by=lambda o: (o.kind, o.name),
+    ),
+    st.lists(st.tuples(st.sampled_from(["uid-a", "uid-b", "uid-d"]), st.sampled_from(["orders", "jobs"]))),
+)
+def test_leftovers_of_every_group_from_one_publication_are_each_group_s_own(
+    objects: list[Published], groups: list[tuple[str, str]]
+) -> None:
+    publication = tuple(objects)  # an observation's, indexed once for every group
+    for uid, service in groups:
+        owner = dataclasses.replace(OWNER, uid=uid)
+        removals = grouping.leftovers(owner, service, publication)
+        want = [(o.kind, o.name, o.uid) for o in objects if o.group_uid == uid and o.name != service]
+        assert [(r.kind, r.name, r.uid) for r in removals] == want
 
 
 def erlang_group(**spec: Any) -> ProcessGroup:

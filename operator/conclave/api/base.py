@@ -140,6 +140,10 @@ class LabelSelectorRequirement(Model):
     )
 
 
+Compiled = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, frozenset[str]], ...]]
+"""A selector's matchLabels pairs, and its requirements as (key, operator, values)."""
+
+
 class LabelSelector(Model):
     """A metav1.LabelSelector: all of matchLabels and matchExpressions must hold."""
 
@@ -162,20 +166,36 @@ class LabelSelector(Model):
     )
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        if any(labels.get(key) != value for key, value in self.match_labels.items()):
-            return False
-        for requirement in self.match_expressions:
-            present = requirement.key in labels
-            value = labels.get(requirement.key)
-            if requirement.operator == "In" and value not in requirement.values:
+        """Whether ``labels`` satisfy every matchLabels pair and every requirement."""
+        pairs, requirements = self._compiled
+        for key, value in pairs:
+            if labels.get(key) != value:
                 return False
-            if requirement.operator == "NotIn" and present and value in requirement.values:
-                return False
-            if requirement.operator == "Exists" and not present:
-                return False
-            if requirement.operator == "DoesNotExist" and present:
+        for key, operator, values in requirements:
+            if operator == "In":
+                if labels.get(key) not in values:
+                    return False
+            elif operator == "NotIn":
+                if key in labels and labels[key] in values:
+                    return False
+            elif (key in labels) != (operator == "Exists"):  # Exists, DoesNotExist
                 return False
         return True
+
+    @property
+    def _compiled(self) -> Compiled:
+        """The selector as plain tuples, the values of In and NotIn as sets: worked out once
+        per selector (its fields are what it was compiled from; a copy with other fields
+        compiles afresh)."""
+        cached: tuple[object, object, Compiled] | None = self.__dict__.get("_selector_compiled")
+        if cached is not None and cached[0] is self.match_labels and cached[1] is self.match_expressions:
+            return cached[2]
+        compiled = (
+            tuple(self.match_labels.items()),
+            tuple((r.key, r.operator, frozenset(r.values)) for r in self.match_expressions),
+        )
+        self.__dict__["_selector_compiled"] = (self.match_labels, self.match_expressions, compiled)
+        return compiled
 
 
 class Resource(Model):

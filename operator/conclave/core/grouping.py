@@ -4,7 +4,9 @@ A group's members are the topology's members that count (memberReadiness) whose 
 matches the group's selector. ``scope`` keeps groups apart as :pg scopes do: the group is
 the (scope, group) pair, so the same name in two scopes is two groups. Membership is
 recomputed from scratch every time (level-triggered), so a restarted pod with a new IP
-leaves and rejoins on its own.
+leaves and rejoins on its own. Every group of a plan is matched against the same members
+and pods, so what they share is worked out once per plan (``MemberIndex``: the members by
+their pod's label set; the published objects by group), not once per group.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import datetime
 import hashlib
 import itertools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
-from conclave.api import Member, ProcessGroup, ProcessGroupStatus, times
+from conclave.api import LabelSelector, Member, ProcessGroup, ProcessGroupStatus, times
 from conclave.core.conditions import Wanted
 from conclave.core.facts import Address, GroupIdentity, PodFacts, Published
 from conclave.core.marks import GROUP_LABEL, MANAGED_BY
@@ -36,16 +38,102 @@ class GroupPlan:
     """The members to publish (None: membership unknown, publish nothing)."""
 
 
-def members(group: ProcessGroup, counted: Sequence[Member], pods: Mapping[str, PodFacts]) -> list[Member]:
-    """The counted topology members whose pod (by name, else by address) matches the selector."""
-    unnamed = any(not member.pod for member in counted)  # only they need the pods by address
-    by_ip = {pod.ip: pod for pod in pods.values() if pod.ip} if unnamed else {}
-    chosen = []
-    for member in counted:
-        pod = pods.get(member.pod) if member.pod else by_ip.get(member.ip or "")
-        if pod is not None and group.spec.selector.matches(pod.labels):
-            chosen.append(member)
-    return sorted(chosen, key=lambda member: member.name)
+class MemberIndex:
+    """The counted members by the label set of their pod (by name, else by address), for
+    matching selectors: many pods share one label set, so a selector is tested once per
+    distinct set, and only against the sets that carry a label it requires.
+
+    Built from ``counted`` and ``pods`` as they are when it is built: neither may change
+    while it is used (an observation's are never changed).
+    """
+
+    def __init__(self, counted: Sequence[Member], pods: Mapping[str, PodFacts]) -> None:
+        self.counted, self.pods, self.sizes = counted, pods, (len(counted), len(pods))
+        unnamed = any(not member.pod for member in counted)  # only they need the pods by address
+        by_ip = {pod.ip: pod for pod in pods.values() if pod.ip} if unnamed else {}
+        classes: dict[frozenset[tuple[str, str]], int] = {}
+        self._labels: list[Mapping[str, str]] = []
+        self._members: list[list[tuple[str, int, Member]]] = []
+        """Per label set: its members as (name, position in ``counted``, member)."""
+        self._by_pair: dict[tuple[str, str], list[int]] = {}
+        self._by_key: dict[str, list[int]] = {}
+        for position, member in enumerate(counted):
+            pod = pods.get(member.pod) if member.pod else by_ip.get(member.ip or "")
+            if pod is None:
+                continue
+            labels = pod.labels
+            found = classes.setdefault(frozenset(labels.items()), len(classes))
+            if found == len(self._labels):
+                self._labels.append(labels)
+                self._members.append([])
+                for key, value in labels.items():
+                    self._by_pair.setdefault((key, value), []).append(found)
+                    self._by_key.setdefault(key, []).append(found)
+            self._members[found].append((member.name, position, member))
+
+    def built_from(self, counted: Sequence[Member], pods: Mapping[str, PodFacts]) -> bool:
+        """Whether this is the index of these very objects (still of the same sizes)."""
+        return self.counted is counted and self.pods is pods and self.sizes == (len(counted), len(pods))
+
+    def matching(self, selector: LabelSelector) -> list[Member]:
+        """The members whose pod matches ``selector``, sorted by name (in ``counted``'s
+        order among equal names)."""
+        candidates = self._candidates(selector)
+        found = [
+            entry
+            for label_set in candidates
+            if selector.matches(self._labels[label_set])
+            for entry in self._members[label_set]
+        ]
+        found.sort()  # (name, position): positions are distinct, members never compared
+        return [member for _, _, member in found]
+
+    def _candidates(self, selector: LabelSelector) -> Collection[int]:
+        """The label sets that could match: those that carry the pair, the key or one of the
+        values the selector's most selective positive requirement names (every set when it
+        has none). Each is then tested against the whole selector."""
+        best: Collection[int] | None = None
+        for pair in selector.match_labels.items():
+            best = _fewer(best, self._by_pair.get(pair, ()))
+        for requirement in selector.match_expressions:
+            if requirement.operator == "In":
+                pairs = (self._by_pair.get((requirement.key, value), ()) for value in requirement.values)
+                best = _fewer(best, set().union(*pairs))
+            elif requirement.operator == "Exists":
+                best = _fewer(best, self._by_key.get(requirement.key, ()))
+        return range(len(self._labels)) if best is None else best
+
+
+def _fewer(best: Collection[int] | None, other: Collection[int]) -> Collection[int]:
+    return other if best is None or len(other) < len(best) else best
+
+
+_last: list[MemberIndex] = []
+"""The index last built by ``members``: every group of one plan is matched against the
+same counted members and pods, so it is built once per plan, not once per group."""
+
+
+def member_index(counted: Sequence[Member], pods: Mapping[str, PodFacts]) -> MemberIndex:
+    """The index of ``counted`` and ``pods``: the one built last when it was built from
+    these very objects (and they have not grown or shrunk since), else a new one."""
+    last = _last[0] if _last else None
+    if last is not None and last.built_from(counted, pods):
+        return last
+    built = MemberIndex(counted, pods)
+    _last[:] = [built]
+    return built
+
+
+def members(
+    group: ProcessGroup,
+    counted: Sequence[Member],
+    pods: Mapping[str, PodFacts],
+    index: MemberIndex | None = None,
+) -> list[Member]:
+    """The counted topology members whose pod (by name, else by address) matches the
+    selector, sorted by name. ``index``: the index of ``counted`` and ``pods``, when the
+    caller keeps one (else the one ``member_index`` remembers, or a new one)."""
+    return (index if index is not None else member_index(counted, pods)).matching(group.spec.selector)
 
 
 def local_members(
@@ -211,9 +299,26 @@ def leftovers(owner: ObjectRef, service: str, published: Sequence[Published]) ->
     and a stale Service would keep answering the old DNS name with live addresses."""
     return [
         Removal(item.kind, owner.namespace, item.name, item.uid, owner)
-        for item in published
-        if item.group_uid == owner.uid and item.name != service
+        for item in _published_by_group(published).get(owner.uid, ())
+        if item.name != service
     ]
+
+
+_last_published: list[tuple[Sequence[Published], dict[str, list[Published]]]] = []
+"""The namespace's published objects by the uid of their group, as ``leftovers`` last
+indexed them: every group of one plan looks in the same tuple."""
+
+
+def _published_by_group(published: Sequence[Published]) -> Mapping[str, Sequence[Published]]:
+    """``published`` by group uid, in its order: indexed once per sequence (a tuple of
+    frozen records, as an observation's is, never changes; a list is indexed anew)."""
+    if _last_published and _last_published[0][0] is published and isinstance(published, tuple):
+        return _last_published[0][1]
+    by_group: dict[str, list[Published]] = {}
+    for item in published:
+        by_group.setdefault(item.group_uid, []).append(item)
+    _last_published[:] = [(published, by_group)]
+    return by_group
 
 
 def addresses(chosen: Sequence[Member]) -> tuple[Address, ...]:
