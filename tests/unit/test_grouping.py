@@ -352,7 +352,7 @@ def test_what_a_group_published_under_another_name_is_removed_by_uid() -> None:
         published("EndpointSlice", "pubsub-orders", OWNER.uid),
         published("Service", "jobs", "another-group"),
     ]
-    removals = grouping.leftovers(OWNER, "pubsub-orders", objects)
+    removals = grouping.leftovers(OWNER, "pubsub-orders", grouping.by_group(objects))
     assert [(r.kind, r.name, r.uid, r.owner) for r in removals] == [
         ("Service", "orders", "uid-of-Service-orders", OWNER),
         ("EndpointSlice", "orders", "uid-of-EndpointSlice-orders", OWNER),
@@ -376,7 +376,7 @@ def test_what_a_group_published_under_another_name_is_removed_by_uid() -> None:
 def test_leftovers_never_touch_the_current_name_nor_another_group_s_objects(
     objects: list[Published], service: str
 ) -> None:
-    removed = {(r.kind, r.name) for r in grouping.leftovers(OWNER, service, objects)}
+    removed = {(r.kind, r.name) for r in grouping.leftovers(OWNER, service, grouping.by_group(objects))}
     kept = {(o.kind, o.name) for o in objects} - removed
     assert all(name != service for _, name in removed)
     assert all(o.group_uid == OWNER.uid for o in objects if (o.kind, o.name) in removed)
@@ -402,7 +402,7 @@ def test_leftovers_of_every_group_from_one_publication_are_each_group_s_own(
     publication = tuple(objects)  # an observation's, indexed once for every group
     for uid, service in groups:
         owner = dataclasses.replace(OWNER, uid=uid)
-        removals = grouping.leftovers(owner, service, publication)
+        removals = grouping.leftovers(owner, service, grouping.by_group(publication))
         want = [(o.kind, o.name, o.uid) for o in objects if o.group_uid == uid and o.name != service]
         assert [(r.kind, r.name, r.uid) for r in removals] == want
 

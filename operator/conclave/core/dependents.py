@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from conclave.api import ProcessGroup, ProcessGroupStatus, SingletonStatus
 from conclave.core import grouping, lifecycle, ownership
 from conclave.core.conditions import Wanted
+from conclave.core.facts import Published
 from conclave.core.lifecycle import Context, SingletonFacts
 from conclave.core.memory import Remembered, SingletonMemory
 from conclave.core.observations import Observation, Observed
@@ -20,24 +21,40 @@ from conclave.core.scoping import Scope
 from conclave.core.statuses import TopologyView, found_events, ref, status_update, topology_found
 
 
-def group_plan(
-    observation: Observation,
-    dependent: Observed[ProcessGroup],
-    view: TopologyView | None,
-    service_names: dict[str, str],
-) -> ObjectPlan:
-    """``view`` is None when the topology is missing (or invalid)."""
+@dataclasses.dataclass(frozen=True)
+class Groups:
+    """What every process group of one plan is decided against, worked out once."""
+
+    view: TopologyView | None
+    """None when the topology is missing (or invalid)."""
+    service_names: Mapping[str, str]
+    members: grouping.MemberIndex | None
+    """The view's counting members by their pods' label sets."""
+    published: Mapping[str, Sequence[Published]]
+    """The namespace's Services and EndpointSlices that groups control, by group uid."""
+
+
+def groups(observation: Observation, view: TopologyView | None) -> Groups:
+    publication = observation.publication
+    names = grouping.service_names(
+        publication.groups, grouping.holders(publication.services, publication.endpoint_slices)
+    )
+    index = grouping.MemberIndex(view.counting, observation.pods) if view is not None else None
+    return Groups(view, names, index, grouping.by_group(publication.published))
+
+
+def group_plan(observation: Observation, dependent: Observed[ProcessGroup], context: Groups) -> ObjectPlan:
     owner = ref(dependent)
     resource = dependent.resource
     found = topology_found(observation)
-    group = _membership(observation, resource, owner, view)
+    group = _membership(observation, resource, owner, context)
     decided = group.status
     owned: list[OwnedObject] = []
     removals: tuple[Removal, ...] = ()
-    service = service_names.get(resource.metadata.name)
+    service = context.service_names.get(resource.metadata.name)
     chosen = group.chosen
     if service is not None:
-        removals = tuple(grouping.leftovers(owner, service, observation.publication.published))
+        removals = tuple(grouping.leftovers(owner, service, context.published))
         if chosen is not None:
             decided = decided.model_copy(update={"service_name": service})
             exists = observation.publication.services.get(service) == owner.name
@@ -59,14 +76,14 @@ def group_plan(
 
 
 def _membership(
-    observation: Observation, resource: ProcessGroup, owner: ObjectRef, view: TopologyView | None
+    observation: Observation, resource: ProcessGroup, owner: ObjectRef, context: Groups
 ) -> grouping.GroupPlan:
     """The group's members: pods that match (source Pods) or nodes with processes in pg."""
-    now = observation.moment.wall
+    now, view = observation.moment.wall, context.view
     if view is None:
         return grouping.plan(resource, owner=owner, chosen=None, now=now)
     if resource.spec.source == "Pods":
-        chosen = grouping.members(resource, view.counting, observation.pods)
+        chosen = grouping.members(resource, view.counting, observation.pods, context.members)
         return grouping.plan(resource, owner=owner, chosen=chosen, now=now)
     topology = observation.topology
     if topology is None or topology.resource.spec.probe.type != "erlang":

@@ -48,7 +48,6 @@ class MemberIndex:
     """
 
     def __init__(self, counted: Sequence[Member], pods: Mapping[str, PodFacts]) -> None:
-        self.counted, self.pods, self.sizes = counted, pods, (len(counted), len(pods))
         unnamed = any(not member.pod for member in counted)  # only they need the pods by address
         by_ip = {pod.ip: pod for pod in pods.values() if pod.ip} if unnamed else {}
         classes: dict[frozenset[tuple[str, str]], int] = {}
@@ -70,10 +69,6 @@ class MemberIndex:
                     self._by_pair.setdefault((key, value), []).append(found)
                     self._by_key.setdefault(key, []).append(found)
             self._members[found].append((member.name, position, member))
-
-    def built_from(self, counted: Sequence[Member], pods: Mapping[str, PodFacts]) -> bool:
-        """Whether this is the index of these very objects (still of the same sizes)."""
-        return self.counted is counted and self.pods is pods and self.sizes == (len(counted), len(pods))
 
     def matching(self, selector: LabelSelector) -> list[Member]:
         """The members whose pod matches ``selector``, sorted by name (in ``counted``'s
@@ -108,22 +103,6 @@ def _fewer(best: Collection[int] | None, other: Collection[int]) -> Collection[i
     return other if best is None or len(other) < len(best) else best
 
 
-_last: list[MemberIndex] = []
-"""The index last built by ``members``: every group of one plan is matched against the
-same counted members and pods, so it is built once per plan, not once per group."""
-
-
-def member_index(counted: Sequence[Member], pods: Mapping[str, PodFacts]) -> MemberIndex:
-    """The index of ``counted`` and ``pods``: the one built last when it was built from
-    these very objects (and they have not grown or shrunk since), else a new one."""
-    last = _last[0] if _last else None
-    if last is not None and last.built_from(counted, pods):
-        return last
-    built = MemberIndex(counted, pods)
-    _last[:] = [built]
-    return built
-
-
 def members(
     group: ProcessGroup,
     counted: Sequence[Member],
@@ -131,9 +110,9 @@ def members(
     index: MemberIndex | None = None,
 ) -> list[Member]:
     """The counted topology members whose pod (by name, else by address) matches the
-    selector, sorted by name. ``index``: the index of ``counted`` and ``pods``, when the
-    caller keeps one (else the one ``member_index`` remembers, or a new one)."""
-    return (index if index is not None else member_index(counted, pods)).matching(group.spec.selector)
+    selector, sorted by name. ``index``: the index of ``counted`` and ``pods``, built once
+    for every group of a plan (None: built for this one)."""
+    return (index if index is not None else MemberIndex(counted, pods)).matching(group.spec.selector)
 
 
 def local_members(
@@ -294,31 +273,23 @@ def _fits(identity: GroupIdentity, name: str) -> bool:
 PUBLISHED_KINDS = ("Service", "EndpointSlice")
 
 
-def leftovers(owner: ObjectRef, service: str, published: Sequence[Published]) -> list[Removal]:
+def leftovers(owner: ObjectRef, service: str, published: Mapping[str, Sequence[Published]]) -> list[Removal]:
     """What the group published under a name it no longer has: its scope or group changed,
-    and a stale Service would keep answering the old DNS name with live addresses."""
+    and a stale Service would keep answering the old DNS name with live addresses.
+    ``published``: the namespace's published objects by group uid (``by_group``)."""
     return [
         Removal(item.kind, owner.namespace, item.name, item.uid, owner)
-        for item in _published_by_group(published).get(owner.uid, ())
+        for item in published.get(owner.uid, ())
         if item.name != service
     ]
 
 
-_last_published: list[tuple[Sequence[Published], dict[str, list[Published]]]] = []
-"""The namespace's published objects by the uid of their group, as ``leftovers`` last
-indexed them: every group of one plan looks in the same tuple."""
-
-
-def _published_by_group(published: Sequence[Published]) -> Mapping[str, Sequence[Published]]:
-    """``published`` by group uid, in its order: indexed once per sequence (a tuple of
-    frozen records, as an observation's is, never changes; a list is indexed anew)."""
-    if _last_published and _last_published[0][0] is published and isinstance(published, tuple):
-        return _last_published[0][1]
-    by_group: dict[str, list[Published]] = {}
+def by_group(published: Sequence[Published]) -> dict[str, list[Published]]:
+    """``published`` by the uid of the group that controls each, in its order."""
+    found: dict[str, list[Published]] = {}
     for item in published:
-        by_group.setdefault(item.group_uid, []).append(item)
-    _last_published[:] = [(published, by_group)]
-    return by_group
+        found.setdefault(item.group_uid, []).append(item)
+    return found
 
 
 def addresses(chosen: Sequence[Member]) -> tuple[Address, ...]:

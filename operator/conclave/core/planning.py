@@ -27,7 +27,6 @@ from conclave.core import (
     conditions,
     dependents,
     discovery,
-    grouping,
     meshing,
     partitioning,
     placement,
@@ -70,15 +69,11 @@ def plan(observation: Observation) -> Plan:
         counting=view.counting if view else (),
     )
     scope = scoping.scope(observation, basis, observation.memory.basis)
-    service_names = grouping.service_names(
-        observation.publication.groups,
-        grouping.holders(observation.publication.services, observation.publication.endpoint_slices),
-    )
-    objects += [
-        dependents.group_plan(observation, group, view, service_names)
-        for group in observation.process_groups
-        if scope.plans_group(group.resource.metadata.name)
-    ]
+    groups = observation.process_groups
+    planned = [group for group in groups if scope.plans_group(group.resource.metadata.name)]
+    if planned:
+        context = dependents.groups(observation, view)
+        objects += [dependents.group_plan(observation, group, context) for group in planned]
     singletons = dependents.singletons_plan(observation, view, candidates, scope)
     objects += singletons.objects
     waits += [singletons.requeue_after] if singletons.requeue_after is not None else []
