@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from conclave.adapters.cache import Cache, slim
+from conclave.observe import reading
 
 
 def pod(version: str = "1", uid: str = "u1") -> dict[str, Any]:
@@ -75,3 +76,19 @@ def test_an_object_is_derived_once_per_resource_version_and_uid() -> None:
     cache.put("Pod", pod("2", "u2"))
     assert cache.derived("Pod", pod("2", "u2"), "facts", make) == "parsed 2"
     assert made == ["1", "2", "2", "2"]  # dropped with the object
+
+
+def test_a_singleton_lease_keeps_what_its_state_is_read_from() -> None:
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "s", "namespace": "prod", "uid": "u", "resourceVersion": "7",
+                     "annotations": {"conclave.dev/owner": "chat@10.0.0.1"},
+                     "ownerReferences": [{"kind": "Singleton", "uid": "s-uid", "controller": True}],
+                     "managedFields": [{"manager": "conclave"}]},
+        "spec": {"holderIdentity": "chat@10.0.0.1", "leaseTransitions": 3, "leaseDurationSeconds": 15,
+                 "acquireTime": "2026-12-01T00:00:00.000000Z", "renewTime": "2026-12-01T00:00:00.000000Z"},
+    }  # fmt: skip
+    kept = slim("Lease", lease)
+    assert set(kept["spec"]) == {"holderIdentity", "leaseTransitions", "leaseDurationSeconds"}
+    assert reading.lease_state(kept) == reading.lease_state(lease)

@@ -38,6 +38,7 @@ METADATA_KEPT = (
 KEPT: Mapping[str, Mapping[str, tuple[str, ...] | None]] = {
     "Pod": {"status": ("podIP", "phase", "conditions")},
     "EndpointSlice": {"addressType": None, "endpoints": None},
+    "Lease": {"spec": ("holderIdentity", "leaseTransitions", "leaseDurationSeconds")},
 }
 """Kind → top-level field → the sub-fields kept (None: all of it); metadata is always
 kept (METADATA_KEPT). A new reader of another field of these kinds adds it here."""
