@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from conclave.adapters.cache import Cache, slim
+from conclave.api import Singleton
+from conclave.core.observations import Observed
 from conclave.observe import reading
 
 
@@ -92,3 +94,44 @@ def test_a_singleton_lease_keeps_what_its_state_is_read_from() -> None:
     kept = slim("Lease", lease)
     assert set(kept["spec"]) == {"holderIdentity", "leaseTransitions", "leaseDurationSeconds"}
     assert reading.lease_state(kept) == reading.lease_state(lease)
+
+
+def test_equal_parts_are_kept_once_among_the_latest_keys() -> None:
+    cache = Cache(shared=2)
+    first = cache.shared("a", ["spec"])
+    assert cache.shared("a", ["spec"]) is first
+    cache.shared("b", ["b"])
+    cache.shared("a", ["again"])  # a is the latest again
+    cache.shared("c", ["c"])  # b, the oldest, goes
+    assert cache.shared("a", ["other"]) is first
+    fresh = ["b, anew"]
+    assert cache.shared("b", fresh) is fresh
+
+
+def test_singletons_parsed_alike_share_their_spec_and_equal_conditions() -> None:
+    cache = Cache()
+
+    def singleton(name: str, owner: str) -> dict[str, Any]:
+        found = {
+            "type": "TopologyFound",
+            "status": "True",
+            "reason": "TopologyFound",
+            "message": "ok",
+            "lastTransitionTime": "2026-12-01T00:00:00Z",
+        }
+        placed = {**found, "type": "Placed", "reason": "Placed", "message": f"Owned by {owner}"}
+        status = {"phase": "Placed", "conditions": [found, placed]}
+        return {"apiVersion": "conclave.dev/v1alpha1", "kind": "Singleton",
+                "metadata": {"name": name, "namespace": "prod", "uid": name, "resourceVersion": "1"},
+                "spec": {"topology": "chat"}, "status": status}  # fmt: skip
+
+    for name, owner in (("a", "x"), ("b", "y")):
+        cache.put("Singleton", singleton(name, owner))
+    bodies = cache.in_namespace("Singleton", "prod")
+    a, b = (reading.parsed(cache, "Singleton", Singleton, body) for body in bodies)
+    assert isinstance(a, Observed)
+    assert isinstance(b, Observed)
+    assert a.resource.spec is b.resource.spec
+    assert a.resource.status.conditions[0] is b.resource.status.conditions[0]
+    assert a.resource.status.conditions[1] != b.resource.status.conditions[1]
+    assert a.resource == Singleton.from_api(singleton("a", "x"))  # shared, yet what was parsed

@@ -12,16 +12,19 @@ drops ``metadata.managedFields``: at thousands of pods, that is most of the memo
 
 Beside each body it can keep what a reader derived from it (``derived``: a parsed model),
 until the body's resourceVersion changes: an object is parsed once per version, not once
-per iteration.
+per iteration; and equal parts of what readers derived can be kept once (``shared``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import collections
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, TypeVar
 
 JSON = dict[str, Any]
 T = TypeVar("T")
+SHARED = 4096
+"""How many distinct shared values (``Cache.shared``) the cache keeps."""
 
 METADATA_KEPT = (
     "name",
@@ -81,10 +84,12 @@ class Cache:
     """Objects by kind, then namespace, then name: a supervisor reads one namespace at a
     time, so it never walks (or sorts) the whole cluster's pods."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: int = SHARED) -> None:
         self._objects: dict[str, dict[str, dict[str, _Entry]]] = {}
         self._sorted: dict[tuple[str, str], list[str]] = {}
         """Each (kind, namespace)'s names in order, kept until a name comes or goes."""
+        self._shared: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
+        self._shared_limit = shared
 
     def put(self, kind: str, body: Mapping[str, Any]) -> None:
         """Remember the latest ``body``; a stale copy only costs a 409 and a re-read later.
@@ -133,4 +138,18 @@ class Cache:
             value: T = entry.derived[purpose]
             return value
         value = entry.derived[purpose] = make(body)
+        return value
+
+    def shared(self, key: Hashable, value: T) -> T:
+        """The value first given for ``key`` (among the latest ``shared`` keys), else
+        ``value``: equal parts of parsed objects (10,000 singletons with one spec, the same
+        condition on each) are kept once. Only for values nobody changes, as derived ones."""
+        found = self._shared.get(key)
+        if found is not None:
+            self._shared.move_to_end(key)
+            kept: T = found
+            return kept
+        self._shared[key] = value
+        if len(self._shared) > self._shared_limit:
+            self._shared.popitem(last=False)
         return value
