@@ -110,5 +110,6 @@ bench: $(STAMP) system-deps control-plane
 	$(BIN)/python bench/discovery.py
 	$(BIN)/python bench/singletons.py
 	$(BIN)/python bench/mesh.py
+	$(BIN)/python bench/planning.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/soak.py
