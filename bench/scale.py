@@ -206,7 +206,7 @@ def singletons(  # noqa: PLR0915 - one scenario, read top to bottom
             wait_for(lambda: seen.count("placed") >= count, 900, "all placed")
         placed = time.monotonic() - started
         writes1, (cpu1, rss1) = operator.writes(), operator.usage()
-        took = f"{placed:.1f} s (created in {created:.1f} s)"
+        took = f"{placed:.1f} s (created in {created:.1f} s, the last placed {placed - created:.1f} s after)"
         rows.append(["all Placed", f"{seen.count('placed')}/{count}", took,
                      f"{writes1 - writes0:.0f}", f"{cpu1 - cpu0:.1f}", f"{rss1:.0f}"])  # fmt: skip
         time.sleep(5)
@@ -224,6 +224,7 @@ def singletons(  # noqa: PLR0915 - one scenario, read top to bottom
         )  # fmt: skip
         moving = [name for name, holder in holders.items() if holder == victim_member]
         deleted = time.monotonic()
+        print(f"failover: deleting pod {victim}, owner of {len(moving)} singletons", file=sys.stderr)
         core.delete_namespaced_pod(victim, namespace, grace_period_seconds=0)
         for name in moving:
             seen.mark("deleted", name, deleted)
