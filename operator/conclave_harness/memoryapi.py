@@ -13,6 +13,7 @@ import copy
 import itertools
 from typing import Any
 
+from conclave.adapters.apiclient import Guard
 from conclave.adapters.cache import Cache
 from conclave.api import kinds
 from conclave.errors import ApiError, ConflictError, NotFoundError
@@ -69,7 +70,9 @@ class MemoryApi:
             raise NotFoundError(404, "NotFound", f"{path} not found")
         return self.objects[path]
 
-    async def create(self, path: str, body: JSON) -> JSON:
+    async def create(self, path: str, body: JSON, guard: Guard | None = None) -> JSON:
+        if guard is not None:
+            guard()
         self._write()
         if path.endswith("/events"):
             return dict(body)
@@ -78,7 +81,9 @@ class MemoryApi:
             raise ConflictError(409, "AlreadyExists", f"{path}/{name} already exists")
         return self.seed(f"{path}/{name}", body)
 
-    async def merge_patch(self, path: str, patch: JSON) -> JSON:
+    async def merge_patch(self, path: str, patch: JSON, guard: Guard | None = None) -> JSON:
+        if guard is not None:
+            guard()
         target = path.removesuffix("/status")
         if target not in self.objects:
             raise NotFoundError(404, "NotFound", f"{target} not found")
@@ -93,7 +98,9 @@ class MemoryApi:
         self.objects[target] = self.stamped(merged(current, patch), uid=current["metadata"]["uid"])
         return self.objects[target]
 
-    async def delete(self, path: str, options: JSON | None = None) -> JSON:
+    async def delete(self, path: str, options: JSON | None = None, guard: Guard | None = None) -> JSON:
+        if guard is not None:
+            guard()
         if path not in self.objects:
             raise NotFoundError(404, "NotFound", f"{path} not found")
         self._write()

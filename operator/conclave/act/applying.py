@@ -257,7 +257,7 @@ class Applier:
         path = kinds.of(target.kind).path(target.namespace, target.name)
         body = {"metadata": {"resourceVersion": update.resource_version}, "status": {"conditions": published}}
         try:
-            result = await self.api.merge_patch(f"{path}/status", body)
+            result = await self.api.merge_patch(f"{path}/status", body, guard=self.guard)
         except ApiError as again:
             logger.warning(
                 "Failed to report the refused status of %s %s: %s", target.kind, target.name, again
@@ -286,7 +286,7 @@ class Applier:
         path = kinds.POD.path(update.namespace, update.name)
         patch = {"metadata": {"uid": update.uid, "annotations": dict(update.annotations)}}
         try:
-            result = await self.api.merge_patch(path, patch)
+            result = await self.api.merge_patch(path, patch, guard=self.guard)
         except NotFoundError:
             self.cache.drop("Pod", update.namespace, update.name)
         except ApiError as error:
@@ -325,9 +325,11 @@ class Applier:
                     changes["annotations"] = dict(update.annotations)
                 if update.resource_version is not None:
                     changes["resourceVersion"] = update.resource_version
-                result = await self.api.merge_patch(path, {"metadata": changes, **update.content})
+                result = await self.api.merge_patch(
+                    path, {"metadata": changes, **update.content}, guard=self.guard
+                )
             else:
-                result = await self.api.create(update.collection, body)
+                result = await self.api.create(update.collection, body, guard=self.guard)
         except ConflictError:  # it exists after all: learn it, decide again
             await self._reread(update.kind, path, update.namespace, update.name)
             raise
@@ -341,7 +343,7 @@ class Applier:
         """Delete by uid precondition; a 409 means the name now belongs to another object."""
         self.guard()
         try:
-            await self.api.delete(removal.path, {"preconditions": {"uid": removal.uid}})
+            await self.api.delete(removal.path, {"preconditions": {"uid": removal.uid}}, guard=self.guard)
         except NotFoundError:
             pass  # gone already
         except ConflictError:
@@ -370,7 +372,7 @@ class Applier:
         path = kinds.of(target.kind).path(target.namespace, target.name)
         body = {"metadata": {"resourceVersion": update.resource_version}, "status": patch}
         try:
-            result = await self.api.merge_patch(f"{path}/status", body)
+            result = await self.api.merge_patch(f"{path}/status", body, guard=self.guard)
         except ConflictError:
             await self._reread(target.kind, path, target.namespace, target.name)
             raise
@@ -385,7 +387,7 @@ class Applier:
         self.guard()
         body = announcing.event(event, self.identity, time.time_ns())
         try:
-            await self.api.create(kinds.EVENT.collection(event.regarding.namespace), body)
+            await self.api.create(kinds.EVENT.collection(event.regarding.namespace), body, guard=self.guard)
         except ApiError as error:
             ref = event.regarding
             logger.warning("Failed to post event %s about %s %s: %s", event.reason, ref.kind, ref.name, error)

@@ -18,7 +18,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import urllib3
@@ -29,6 +29,8 @@ from conclave.adapters import metrics
 from conclave.errors import ApiError, ConflictError, CredentialsError, ForbiddenError, NotFoundError
 
 JSON = dict[str, Any]
+Guard = Callable[[], None]
+"""Raises when a write must not be sent (this replica cannot prove it leads)."""
 REQUEST_TIMEOUT = 15.0
 MAX_RETRY_AFTER = 10.0
 THROTTLED_PATIENCE = 60.0
@@ -117,16 +119,20 @@ class ApiClient:
         body: Any = None,
         query: Mapping[str, str] | None = None,
         content_type: str = JSON_CONTENT,
+        guard: Guard | None = None,
     ) -> JSON:
         """Send one request; return the decoded JSON body. Raises ApiError subclasses.
 
+        ``guard`` is called on the worker thread right before each attempt is sent (a
+        write queued while this replica led must not go out once it cannot prove it still
+        does: after a freeze, say); whatever it raises is raised here.
         A 429 is waited out (its Retry-After) and sent again, until THROTTLED_PATIENCE."""
         loop = asyncio.get_running_loop()
         waited = 0.0
         while True:
             try:
                 return await loop.run_in_executor(
-                    self._executor, self._send, method, path, body, dict(query or {}), content_type
+                    self._executor, self._send, method, path, body, dict(query or {}), content_type, guard
                 )
             except _Throttled as throttled:
                 if waited + throttled.delay > THROTTLED_PATIENCE:
@@ -135,8 +141,12 @@ class ApiClient:
                 await asyncio.sleep(throttled.delay)
                 waited += throttled.delay
 
-    def _send(self, method: str, path: str, body: Any, query: dict[str, str], content_type: str) -> JSON:
+    def _send(
+        self, method: str, path: str, body: Any, query: dict[str, str], content_type: str, guard: Guard | None
+    ) -> JSON:
         verb = method.lower()
+        if guard is not None:
+            guard()
         try:
             request = self._api.param_serialize(
                 method,
@@ -167,18 +177,18 @@ class ApiClient:
     async def get(self, path: str) -> JSON:
         return await self.request("GET", path)
 
-    async def create(self, path: str, body: JSON) -> JSON:
-        return await self.request("POST", path, body)
+    async def create(self, path: str, body: JSON, guard: Guard | None = None) -> JSON:
+        return await self.request("POST", path, body, guard=guard)
 
     async def replace(self, path: str, body: JSON) -> JSON:
         return await self.request("PUT", path, body)
 
-    async def merge_patch(self, path: str, patch: JSON) -> JSON:
-        return await self.request("PATCH", path, patch, content_type=MERGE_PATCH)
+    async def merge_patch(self, path: str, patch: JSON, guard: Guard | None = None) -> JSON:
+        return await self.request("PATCH", path, patch, content_type=MERGE_PATCH, guard=guard)
 
-    async def delete(self, path: str, options: JSON | None = None) -> JSON:
+    async def delete(self, path: str, options: JSON | None = None, guard: Guard | None = None) -> JSON:
         """``options``: a DeleteOptions body, e.g. preconditions."""
-        return await self.request("DELETE", path, options)
+        return await self.request("DELETE", path, options, guard=guard)
 
 
 class _Throttled(Exception):  # a signal between _send and request, never raised past them
