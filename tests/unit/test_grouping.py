@@ -361,18 +361,21 @@ def test_what_a_group_published_under_another_name_is_removed_by_uid() -> None:
     assert removals[1].path == "/apis/discovery.k8s.io/v1/namespaces/prod/endpointslices/orders"
 
 
-@given(
-    st.lists(
+def publications(groups: list[str]) -> st.SearchStrategy[list[Published]]:
+    """A namespace's published objects, controlled by the given groups (a name is unique
+    per kind in a namespace)."""
+    return st.lists(
         st.builds(
             published,
             st.sampled_from(sorted(grouping.PUBLISHED_KINDS)),
             st.sampled_from(["orders", "pubsub-orders", "jobs"]),
-            st.sampled_from([OWNER.uid, "another-group"]),
+            st.sampled_from(groups),
         ),
-        unique_by=lambda o: (o.kind, o.name),  # a name is unique per kind in a namespace
-    ),
-    st.sampled_from(["orders", "pubsub-orders"]),
-)
+        unique_by=lambda o: (o.kind, o.name),
+    )
+
+
+@given(publications([OWNER.uid, "another-group"]), st.sampled_from(["orders", "pubsub-orders"]))
 def test_leftovers_never_touch_the_current_name_nor_another_group_s_objects(
     objects: list[Published], service: str
 ) -> None:
@@ -385,15 +388,7 @@ def test_leftovers_never_touch_the_current_name_nor_another_group_s_objects(
 
 
 @given(
-    st.lists(
-        st.builds(
-            published,
-            st.sampled_from(sorted(grouping.PUBLISHED_KINDS)),
-            st.sampled_from(["orders", "pubsub-orders", "jobs"]),
-            st.sampled_from(["uid-a", "uid-b", "uid-c"]),
-        ),
-        unique_by=lambda o: (o.kind, o.name),
-    ),
+    publications(["uid-a", "uid-b", "uid-c"]),
     st.lists(st.tuples(st.sampled_from(["uid-a", "uid-b", "uid-d"]), st.sampled_from(["orders", "jobs"]))),
 )
 def test_leftovers_of_every_group_from_one_publication_are_each_group_s_own(
