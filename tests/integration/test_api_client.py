@@ -15,11 +15,13 @@ WORKERS = 16
 
 class CountingForwarder:
     """A TCP forwarder to the API server (TLS passes through untouched) that counts the
-    connections it is asked to open."""
+    connections it is asked to open; it closes every one of them when it stops."""
 
     def __init__(self, host: str, port: int) -> None:
         self.upstream = (host, port)
         self.accepted = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._pipes: set[asyncio.Task[None]] = set()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
@@ -31,13 +33,27 @@ class CountingForwarder:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        self._writers += [writer, up_writer]
+        ends = ((reader, up_writer), (up_reader, writer))
+        pipes = [asyncio.create_task(self._pipe(source, sink)) for source, sink in ends]
+        self._pipes.update(pipes)
+        await asyncio.gather(*pipes, return_exceptions=True)
 
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[int]:
         server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        async with server:
-            yield server.sockets[0].getsockname()[1]
+        try:
+            async with server:
+                yield server.sockets[0].getsockname()[1]
+        finally:
+            for writer in self._writers:
+                writer.close()
+            for pipe in self._pipes:
+                pipe.cancel()
+            await asyncio.gather(*self._pipes, return_exceptions=True)
+            for writer in self._writers:
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
 
 
 async def test_concurrent_requests_reuse_one_connection_per_worker(cluster: Cluster) -> None:
