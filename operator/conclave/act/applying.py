@@ -108,7 +108,8 @@ class Applier:
         identity: str,
         concurrency: int = CONCURRENCY,
     ) -> None:
-        """``guard`` raises LeadershipLost when this replica may no longer write;
+        """``guard`` raises LeadershipLost when this replica may no longer write (the API
+        client calls it on its worker thread right before each write is sent);
         ``concurrency``: how many objects (and then pods) are written at once."""
         self.api = api
         self.cache = cache
@@ -253,7 +254,6 @@ class Applier:
         ]
         if published == update.current.get("conditions"):
             return
-        self.guard()
         path = kinds.of(target.kind).path(target.namespace, target.name)
         body = {"metadata": {"resourceVersion": update.resource_version}, "status": {"conditions": published}}
         try:
@@ -282,7 +282,6 @@ class Applier:
         Best effort, like events: the Lease is the truth; a pod whose patch failed is added
         to ``failed``, and the next plan tries again.
         """
-        self.guard()
         path = kinds.POD.path(update.namespace, update.name)
         patch = {"metadata": {"uid": update.uid, "annotations": dict(update.annotations)}}
         try:
@@ -298,7 +297,6 @@ class Applier:
 
     async def _write_owned(self, update: OwnedObject) -> None:
         """Create the object, or merge its content in; a 409 means the cache was behind."""
-        self.guard()
         owner = update.owner
         reference = {
             "apiVersion": kinds.of(owner.kind).api_version,
@@ -341,7 +339,6 @@ class Applier:
 
     async def _remove(self, removal: Removal) -> None:
         """Delete by uid precondition; a 409 means the name now belongs to another object."""
-        self.guard()
         try:
             await self.api.delete(removal.path, {"preconditions": {"uid": removal.uid}}, guard=self.guard)
         except NotFoundError:
@@ -367,7 +364,6 @@ class Applier:
         patch = patches.diff(update.current, patches.desired(update.current, update.desired.wire()))
         if not patch:
             return
-        self.guard()
         target = update.target
         path = kinds.of(target.kind).path(target.namespace, target.name)
         body = {"metadata": {"resourceVersion": update.resource_version}, "status": patch}
@@ -384,7 +380,6 @@ class Applier:
 
     async def _post_event(self, event: EventIntent) -> None:
         """Post an Event; a failure is logged and counted, never fatal to the plan."""
-        self.guard()
         body = announcing.event(event, self.identity, time.time_ns())
         try:
             await self.api.create(kinds.EVENT.collection(event.regarding.namespace), body, guard=self.guard)
