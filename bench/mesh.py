@@ -202,11 +202,8 @@ def accepting(ip: str, found: list[float], timeout: float = 30.0) -> None:
 
 async def install_crds(kubeconfig: Path) -> None:
     """The CRDs from the models, as the demo and the tests install them."""
-    api = ApiClient(load_configuration(str(kubeconfig)), "bench-mesh")
-    try:
+    async with ApiClient(load_configuration(str(kubeconfig)), "bench-mesh") as api:
         await demo.install_crds(api)
-    finally:
-        api.close()
 
 
 @contextlib.contextmanager

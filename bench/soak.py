@@ -250,8 +250,7 @@ def setup(cluster: LocalCluster, namespace: str) -> None:
     """The CRDs from the models and the namespace, as the demo makes them; the headless Service."""
 
     async def install() -> None:
-        api = ApiClient(load_configuration(str(cluster.kubeconfig)), "soak")
-        try:
+        async with ApiClient(load_configuration(str(cluster.kubeconfig)), "soak") as api:
             await launching.install_crds(api)
             await launching.create_namespace(api, namespace)
             service = {
@@ -259,8 +258,6 @@ def setup(cluster: LocalCluster, namespace: str) -> None:
                 "spec": {"clusterIP": "None", "selector": {"app": "chat"}},
             }
             await api.create(f"/api/v1/namespaces/{namespace}/services", service)
-        finally:
-            api.close()
 
     asyncio.run(install())
 

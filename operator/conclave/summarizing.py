@@ -76,11 +76,8 @@ async def fetch(api: ApiClient, namespace: str | None = None) -> Snapshot:
 async def read(kubeconfig: str | None, namespace: str | None, context: str | None = None) -> Snapshot:
     """``fetch`` with a client of its own: in-cluster credentials, else the kubeconfig (and
     its ``context``; None: the current one)."""
-    api = ApiClient(load_configuration(kubeconfig, context), identity="status")
-    try:
+    async with ApiClient(load_configuration(kubeconfig, context), identity="status") as api:
         return await fetch(api, namespace)
-    finally:
-        api.close()
 
 
 def _parse(kind: type[R], listing: dict[str, Any]) -> tuple[R, ...]:

@@ -38,15 +38,12 @@ async def test_the_demo_scenario_reaches_every_outcome_in_time(
     start_operator: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
-    api = ApiClient(api_client.configuration, identity="e2e-demo")
-    try:
+    async with ApiClient(api_client.configuration, identity="e2e-demo") as api:
         await demo.install_crds(api)
         with demo.ErlangNodes(pod_network, tmp_path / "erlang") as nodes:
             narration = demo.Narration(sys.stdout.write)  # shown when the test fails
             measurements = await demo.Scenario(api, namespace, nodes, start_operator, narration).run()
             narration.table(measurements)
-    finally:
-        api.close()
 
     outcomes: dict[str, set[str]] = {}
     for measurement in measurements:

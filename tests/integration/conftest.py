@@ -25,11 +25,8 @@ def installed_crds(cluster: Cluster) -> None:
     as the demo does."""
 
     async def install() -> None:
-        api = ApiClient(load_configuration(str(cluster.kubeconfig)), "tests")
-        try:
+        async with ApiClient(load_configuration(str(cluster.kubeconfig)), "tests") as api:
             await install_crds(api)
-        finally:
-            api.close()
 
     asyncio.run(install())
 

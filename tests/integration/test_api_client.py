@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from conclave.adapters.apiclient import ApiClient, load_configuration
 from support import Cluster
 
-WORKERS = 16
+CONNECTIONS = 16
 
 
 class CountingForwarder:
@@ -56,16 +56,13 @@ class CountingForwarder:
                     await writer.wait_closed()
 
 
-async def test_concurrent_requests_reuse_one_connection_per_worker(cluster: Cluster) -> None:
+async def test_concurrent_requests_share_the_client_s_kept_connections(cluster: Cluster) -> None:
     configuration = load_configuration(str(cluster.kubeconfig))
     upstream = urllib.parse.urlsplit(configuration.host)
     forwarder = CountingForwarder(upstream.hostname or "127.0.0.1", upstream.port or 443)
     async with forwarder.serving() as port:
         configuration.host = f"https://127.0.0.1:{port}"
-        api = ApiClient(configuration, "tests", workers=WORKERS)
-        try:
+        async with ApiClient(configuration, "tests", connections=CONNECTIONS) as api:
             for _ in range(3):
-                await asyncio.gather(*(api.get("/api/v1/namespaces/default") for _ in range(4 * WORKERS)))
-        finally:
-            api.close()
-    assert 0 < forwarder.accepted <= WORKERS  # none opened, used once and dropped, then opened again
+                await asyncio.gather(*(api.get("/api/v1/namespaces/default") for _ in range(4 * CONNECTIONS)))
+    assert 0 < forwarder.accepted <= CONNECTIONS  # none opened, used once and dropped, then opened again

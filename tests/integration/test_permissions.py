@@ -12,11 +12,8 @@ from conclave.observe.permissions import WATCHED_BY_STRATEGY, Permissions
 
 def denied_for(configuration: client.Configuration, namespace: str) -> list[str]:
     async def ask() -> list[str]:
-        api = ApiClient(configuration, "test")
-        try:
+        async with ApiClient(configuration, "test") as api:
             return await Permissions(api).denied(namespace, WATCHED_BY_STRATEGY["KubernetesAPI"])
-        finally:
-            api.close()
 
     return asyncio.run(ask())
 

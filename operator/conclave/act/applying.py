@@ -61,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 CONCURRENCY = 32
 """How many objects the applier writes at once (each in its own order); the API client's
-thread pool and the server's priority and fairness bound what is really in flight."""
+connections and the server's priority and fairness bound what is really in flight."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +109,7 @@ class Applier:
         concurrency: int = CONCURRENCY,
     ) -> None:
         """``guard`` raises LeadershipLost when this replica may no longer write (the API
-        client calls it on its worker thread right before each write is sent);
+        client calls it right before each write is sent, once the write's turn has come);
         ``concurrency``: how many objects (and then pods) are written at once."""
         self.api = api
         self.cache = cache

@@ -1,9 +1,11 @@
 """Raw-JSON access to the Kubernetes API for asyncio code.
 
-The official client is synchronous and slow to deserialize into its models, so every
-call here runs in a small thread pool and returns plain JSON; library errors become
-conclave's own (``conclave.errors``) with ``raise ... from``. This module transports; it
-decides nothing and is called for writes only by the applier.
+Requests go out on the event loop over aiohttp (kopf's own HTTP client), a bounded pool
+of kept connections, and come back as plain JSON; the official client only loads the
+credentials (kubeconfig, exec plugins, in-cluster token rotation), and its slow models
+are never used. Library errors become conclave's own (``conclave.errors``) with
+``raise ... from``. This module transports; it decides nothing and is called for writes
+only by the applier.
 
 A 429 (the API server's priority and fairness, or its storage still initialising) is not
 a failure: the request waits for the Retry-After the server names (1 s if none, at most
@@ -14,14 +16,14 @@ only then is it an ApiError.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import json
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import urllib3
+import aiohttp
 from kubernetes import client, config
 
 from conclave import __version__
@@ -94,23 +96,39 @@ class Connection:
 
 
 class ApiClient:
-    """A shared, thread-pooled Kubernetes API client speaking plain JSON."""
+    """A shared Kubernetes API client on the event loop, speaking plain JSON.
 
-    def __init__(self, configuration: client.Configuration, identity: str, workers: int = 8) -> None:
-        # One kept connection per worker: the client's default pool (5 per core) is smaller
-        # than the workers, and every request beyond it paid a new TLS handshake, on both ends.
-        configuration.connection_pool_maxsize = max(workers, configuration.connection_pool_maxsize or 0)
-        self._api = client.ApiClient(configuration)
-        self._api.user_agent = f"conclave/{__version__} ({identity})"
-        self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="conclave-api")
+    Use it in one event loop, and close it there (``async with``, or ``await close()``):
+    its connections belong to the loop that first sent a request."""
+
+    def __init__(self, configuration: client.Configuration, identity: str, connections: int = 8) -> None:
+        """``connections``: how many requests are in flight at once, each on a kept
+        connection (a request beyond them waits its turn before it is guarded and sent)."""
+        self._configuration = configuration
+        self._user_agent = f"conclave/{__version__} ({identity})"
+        self._connections = max(1, connections)
+        self._slots = asyncio.Semaphore(self._connections)
+        try:
+            self._tls = _tls_context(configuration)
+        except OSError as error:  # ssl.SSLError is one: a CA or client certificate that does not load
+            message = f"Could not load the TLS files for {configuration.host}: {error}"
+            raise CredentialsError(message) from error
+        self._session: aiohttp.ClientSession | None = None
 
     def connection(self) -> Connection:
         """This client's server and credentials as they are now (see Connection.from_configuration)."""
-        return Connection.from_configuration(self._api.configuration)
+        return Connection.from_configuration(self._configuration)
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._api.close()
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
 
     async def request(
         self,
@@ -123,56 +141,66 @@ class ApiClient:
     ) -> JSON:
         """Send one request; return the decoded JSON body. Raises ApiError subclasses.
 
-        ``guard`` is called on the worker thread right before each attempt is sent (a
-        write queued while this replica led must not go out once it cannot prove it still
-        does: after a freeze, say); whatever it raises is raised here.
+        ``guard`` is called right before each attempt is sent, once its turn has come (a
+        write that waited while this replica led must not go out once it cannot prove it
+        still does: after a freeze, say); whatever it raises is raised here.
         A 429 is waited out (its Retry-After) and sent again, until THROTTLED_PATIENCE."""
-        loop = asyncio.get_running_loop()
+        data = None if body is None else json.dumps(body).encode()
         waited = 0.0
         while True:
-            try:
-                return await loop.run_in_executor(
-                    self._executor, self._send, method, path, body, dict(query or {}), content_type, guard
-                )
-            except _Throttled as throttled:
-                if waited + throttled.delay > THROTTLED_PATIENCE:
-                    metrics.API_ERRORS.labels(verb=method.lower(), code="429").inc()
-                    raise ApiError(429, "TooManyRequests", f"{method} {path}: {throttled.message}") from None
-                await asyncio.sleep(throttled.delay)
-                waited += throttled.delay
+            async with self._slots:
+                if guard is not None:
+                    guard()
+                status, headers, answer = await self._send(method, path, data, query, content_type)
+            if status != 429:
+                break
+            delay = _retry_after(headers, answer)
+            if waited + delay > THROTTLED_PATIENCE:
+                metrics.API_ERRORS.labels(verb=method.lower(), code="429").inc()
+                message = answer[:200].decode(errors="replace")
+                raise ApiError(429, "TooManyRequests", f"{method} {path}: {message}")
+            await asyncio.sleep(delay)
+            waited += delay
+        if not 200 <= status <= 299:
+            metrics.API_ERRORS.labels(verb=method.lower(), code=str(status)).inc()
+            details = _status_details(answer)
+            kind = _ERRORS.get(status, ApiError)
+            message = details.get("message", answer[:200].decode(errors="replace"))
+            raise kind(status, details.get("reason", ""), message)
+        return json.loads(answer) if answer else {}
 
-    def _send(
-        self, method: str, path: str, body: Any, query: dict[str, str], content_type: str, guard: Guard | None
-    ) -> JSON:
-        verb = method.lower()
-        if guard is not None:
-            guard()
+    async def _send(
+        self, method: str, path: str, data: bytes | None, query: Mapping[str, str] | None, content_type: str
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One attempt: (status, headers, body). Raises ApiError(0) when no answer came."""
+        headers = {"Accept": JSON_CONTENT, "Content-Type": content_type, "User-Agent": self._user_agent}
+        authorization = self._configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+        if authorization:  # read now: in a pod, the token file is re-read once it may have rotated
+            headers["Authorization"] = authorization
         try:
-            request = self._api.param_serialize(
+            async with self._open().request(
                 method,
-                path,
-                query_params=list(query.items()),
-                header_params={"Accept": JSON_CONTENT, "Content-Type": content_type},
-                body=body,
-                auth_settings=["BearerToken"],
+                self._configuration.host + path,
+                data=data,
+                params=dict(query) if query else None,
+                headers=headers,
+                proxy=self._configuration.proxy or None,
+                server_hostname=self._configuration.tls_server_name or None,
+            ) as response:
+                return response.status, response.headers, await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            metrics.API_ERRORS.labels(verb=method.lower(), code="0").inc()
+            raise ApiError(0, "Unreachable", f"{method} {path}: {error or type(error).__name__}") from None
+
+    def _open(self) -> aiohttp.ClientSession:
+        """The session, made on first use (aiohttp binds it to the running loop)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._tls),
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+                skip_auto_headers=("User-Agent",),
             )
-            response = self._api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
-            data = response.read()
-        except (client.exceptions.ApiException, urllib3.exceptions.HTTPError, OSError) as error:
-            metrics.API_ERRORS.labels(verb=verb, code="0").inc()
-            raise ApiError(0, "Unreachable", f"{method} {path}: {error}") from None
-        if response.status == 429:
-            raise _Throttled(_retry_after(response.headers, data), data[:200].decode(errors="replace"))
-        if not 200 <= response.status <= 299:
-            metrics.API_ERRORS.labels(verb=verb, code=str(response.status)).inc()
-            details = _status_details(data)
-            kind = _ERRORS.get(response.status, ApiError)
-            raise kind(
-                response.status,
-                details.get("reason", ""),
-                details.get("message", data[:200].decode(errors="replace")),
-            )
-        return json.loads(data) if data else {}
+        return self._session
 
     async def get(self, path: str) -> JSON:
         return await self.request("GET", path)
@@ -191,11 +219,18 @@ class ApiClient:
         return await self.request("DELETE", path, options, guard=guard)
 
 
-class _Throttled(Exception):  # a signal between _send and request, never raised past them
-    def __init__(self, delay: float, message: str) -> None:
-        super().__init__(message)
-        self.delay = delay
-        self.message = message
+def _tls_context(configuration: client.Configuration) -> ssl.SSLContext:
+    """What the connections verify the server with (nothing, when ``insecure-skip-tls-verify``
+    asks) and present as a client."""
+    if configuration.verify_ssl:
+        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
 
 
 def _retry_after(headers: Any, body: bytes) -> float:

@@ -80,6 +80,7 @@ class Reconciler:
         def present(pod: str) -> bool:
             return self.cache.get(reading.POD, key.namespace, pod) is not None
 
+        started = time.perf_counter()
         probed, resolution, refused, processes = await asyncio.gather(  # each with its own timeout
             beam.views(self.distribution, topology, present)
             if erlang and topology
@@ -110,12 +111,13 @@ class Reconciler:
             self._mesh(observation.topology.resource, plan.mesh)
         applied = await self.applier.apply(plan)
         logger.debug(
-            "Planned %s (%s): %d of %d objects in %.3fs, applied in %.3fs",
+            "Planned %s (%s): %d of %d objects in %.3fs (after %.3fs looking), applied in %.3fs",
             key,
             "all" if remembered.basis is None else "what changed",
             len(plan.objects),
             1 + len(observation.process_groups) + len(observation.singletons) + len(observation.invalid),
             planned - planning_started,
+            planning_started - started,
             time.perf_counter() - planned,
         )
         self._memory[key] = remember(remembered, plan, applied, time.monotonic())

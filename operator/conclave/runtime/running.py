@@ -45,9 +45,9 @@ logger = logging.getLogger(__name__)
 EXIT_KOPF_FAILED = 1
 EXIT_LEADERSHIP_LOST = 3
 EXIT_REFUSED = 4
-API_WORKERS = 32
-"""Requests in flight at once: the applier writes up to ``applying.CONCURRENCY`` objects at a
-time, and each request holds a thread of the client's pool while it waits."""
+API_CONNECTIONS = 32
+"""Requests in flight at once, each on a kept connection: the applier writes up to
+``applying.CONCURRENCY`` objects at a time."""
 STOP_TIMEOUT = 10.0
 
 Check = Callable[[], list[str]]
@@ -123,7 +123,7 @@ async def run(settings: Settings) -> int:
     """Run until stopped (returns 0), leadership is lost (3), the API refuses the leader
     Lease for good (4) or kopf fails (1); each of the last three is logged in one line."""
     configuration = load_configuration(settings.kubeconfig, settings.context)
-    api = ApiClient(configuration, settings.identity, workers=API_WORKERS)
+    api = ApiClient(configuration, settings.identity, connections=API_CONNECTIONS)
     collecting.measure()
     health = HealthServer(settings)
     await health.start()
@@ -145,7 +145,7 @@ async def run(settings: Settings) -> int:
         return await _lead(settings, api, elector, health)
     finally:
         await health.stop()
-        api.close()
+        await api.close()
 
 
 async def _lead(
@@ -233,8 +233,7 @@ def configure_logging(settings: Settings) -> None:
     if not settings.verbose:  # kopf logs every handled watch event at INFO: one line per pod change
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # An outage is logged once, where it is handled (the elector, the supervisors): not per
-    # retry by the client library underneath, nor per watch per retry by kopf.
-    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    # watch per retry by kopf.
     noise = outages.RetryNoise()
     for handler in logging.getLogger().handlers:
         handler.addFilter(noise)

@@ -166,7 +166,7 @@ def run(
             _conclave("local-cluster", "kubelet", "--name", cluster.name, "--pod-cidr", cluster.pod_cidr),
         )
         members.prepare()
-        api = ApiClient(load_configuration(str(cluster.kubeconfig)), identity="conclave-demo")
+        configuration = load_configuration(str(cluster.kubeconfig))
 
         def start_operator() -> None:
             port = str(free_port())
@@ -179,14 +179,12 @@ def run(
             )  # fmt: skip
 
         async def play() -> list[Measurement]:
-            await install_crds(api)
-            await create_namespace(api, NAMESPACE)
-            return await Scenario(api, NAMESPACE, members, start_operator, narration).run()
+            async with ApiClient(configuration, identity="conclave-demo") as api:
+                await install_crds(api)
+                await create_namespace(api, NAMESPACE)
+                return await Scenario(api, NAMESPACE, members, start_operator, narration).run()
 
-        try:
-            narration.table(asyncio.run(play()))
-        finally:
-            api.close()
+        narration.table(asyncio.run(play()))
         kept = keep
         return cluster.env() if keep else None
     finally:
