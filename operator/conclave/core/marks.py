@@ -6,6 +6,7 @@ and the watches filter on some of them, so each key is spelt once, here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 MEMBERS_LABEL = "conclave.dev/members-of"
@@ -28,6 +29,7 @@ RELEASED_SUFFIX = ".released"
 MAX_ANNOTATION_NAME = 63
 
 
+@functools.lru_cache(maxsize=65536)  # asked of every singleton in every plan, ~3 times
 def pod_annotation(singleton: str) -> str:
     """``conclave.dev/singleton.<name>`` on the owner's pod; a name too long for an
     annotation key (63 characters, with room for ``.released``) is cut and given a hash
@@ -40,6 +42,7 @@ def pod_annotation(singleton: str) -> str:
     return f"conclave.dev/{stem}"
 
 
+@functools.lru_cache(maxsize=65536)
 def released_annotation(singleton: str) -> str:
     """What the app sets on its own pod, to the epoch, when it has stopped the singleton."""
     return pod_annotation(singleton) + RELEASED_SUFFIX
