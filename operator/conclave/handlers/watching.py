@@ -18,6 +18,7 @@ from conclave.adapters.cache import Cache
 from conclave.api import kinds
 from conclave.core.keys import Key
 from conclave.core.marks import LEASE_LABEL, MEMBERS_LABEL
+from conclave.handlers import gating
 from conclave.handlers.liveness import Deliveries, Watched
 from conclave.observe.reading import (
     SERVICE_NAME_LABEL,
@@ -56,7 +57,9 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    """Apply the label selectors of ``WATCHED`` to kopf's watches; no diff-bases."""
+    """Apply the label selectors of ``WATCHED`` to kopf's watches; no diff-bases; a
+    readiness gate that costs linear time in the objects listed (``gating``)."""
+    gating.install()
     for watched in WATCHED:
         if watched.selector:
             group = watched.kind.group or watched.kind.version  # kopf's spelling: v1 for the core group
