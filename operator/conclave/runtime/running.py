@@ -48,6 +48,7 @@ EXIT_REFUSED = 4
 API_CONNECTIONS = 32
 """Requests in flight at once, each on a kept connection: the applier writes up to
 ``applying.CONCURRENCY`` objects at a time."""
+IDLE_WORKER_SECONDS = 0.5
 STOP_TIMEOUT = 10.0
 
 Check = Callable[[], list[str]]
@@ -65,6 +66,11 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     configured.watching.connect_timeout = 10
     configured.networking.request_timeout = 30
     configured.persistence.finalizer = "conclave.dev/kopf-finalizer"
+    # kopf keeps a worker (a task, a queue, its locks) per object for this long after the
+    # object's last event (5 s by default): placing 10,000 singletons left the process at
+    # 300-323 MiB with 5 s, 270-278 MiB with 0.5 s. Our handlers take well under a
+    # millisecond; a worker made anew for a later event costs about as little.
+    configured.queueing.idle_timeout = IDLE_WORKER_SECONDS
     watching.configure(configured)
     return configured
 
