@@ -35,19 +35,28 @@ class Operator:
 
     def __init__(self, kubeconfig: Path, namespaces: list[str], log: Path) -> None:
         self.port = free_port()
-        command = [
+        self.command = [
             sys.executable, "-m", "conclave", "run", "--kubeconfig", str(kubeconfig),
             *[flag for namespace in namespaces for flag in ("--namespace", namespace)],
             "--leader-election-namespace", namespaces[0], "--health-port", str(self.port),
             "--identity", "bench",
         ]  # fmt: skip
         self.log = log
-        with log.open("wb") as sink:
-            self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        log.write_bytes(b"")
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as sink:
+            return subprocess.Popen(self.command, stdout=sink, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=20)
+
+    def restart(self) -> None:
+        """Stop, then start again: a new process that lists everything afresh."""
+        self.stop()
+        self.process = self._start()
 
     def usage(self) -> tuple[float, float]:
         """(CPU seconds so far, RSS in MiB)."""
@@ -59,6 +68,10 @@ class Operator:
 
     def writes(self) -> float:
         """conclave_api_writes_total over every kind of write."""
+        return self.metric("conclave_api_writes_total")
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of ``name``'s samples that carry ``labels``; NaN while nothing answers."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as page:
                 text = page.read().decode()
@@ -68,7 +81,7 @@ class Operator:
             sample.value
             for family in text_string_to_metric_families(text)
             for sample in family.samples
-            if sample.name == "conclave_api_writes_total"
+            if sample.name == name and labels.items() <= sample.labels.items()
         )
 
 

@@ -10,7 +10,13 @@ would load it. Prints tables; it is not a timed test and CI does not run it.
 2. Singletons: --singletons Singletons on a topology of --singleton-members pods: the time
    until all are Placed and the writes that took; a quiet minute (writes in it); the pod
    owning the most singletons is deleted (grace 0) and each of its singletons is timed to
-   its new Lease holder and to its new status.owner, p50/p99/max; RSS at the end.
+   its new Lease holder and to its new status.owner, p50/p99/max; RSS at the end; then the
+   operator is restarted (a new process lists everything afresh): the time to its first
+   iteration that succeeded, its writes (none: nothing changed) and its RSS. Then the
+   API server's floor for those writes on this machine: as many Leases and Singletons in a
+   namespace no operator watches, each moved by a bare client (conclave's API client, the
+   same merge patches, the same objects in flight) Lease first, then status, timed by the
+   same watches from the first write on.
 3. ProcessGroups: --groups groups (source Pods) on a KubernetesAPI topology of --group-pods
    pods. Each pod is labelled with a shard (pod i: i mod --groups, by pod name) and group g
    selects the 1 + g mod 10 shards from g on (shard In [...]): 5 to 50 members each at the
@@ -34,6 +40,7 @@ the parts share are in bench/rig.py.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -52,10 +59,12 @@ from discovery import wait_for
 from kubernetes import client
 from rig import GROUP, VERSION, Operator, Seen, follow, latencies, local_cluster, setup, table
 
+from conclave.act.applying import CONCURRENCY
+from conclave.adapters.apiclient import ApiClient, load_configuration
 from conclave_harness.localcluster import LocalCluster
 from conclave_harness.localcluster.kubelet import FakeKubelet
 
-SETTLE = 5  # seconds from a groups step's last status to reading its writes: events follow statuses
+SETTLE = 5  # seconds from a step's last status to reading its writes: events follow statuses
 
 
 def ramp(  # noqa: PLR0915 - one scenario, read top to bottom
@@ -154,7 +163,12 @@ def ramp(  # noqa: PLR0915 - one scenario, read top to bottom
 
 
 def singletons(  # noqa: PLR0915 - one scenario, read top to bottom
-    api: client.ApiClient, namespace: str, operator: Operator, count: int, members: int
+    api: client.ApiClient,
+    namespace: str,
+    operator: Operator,
+    count: int,
+    members: int,
+    floor: Callable[[int], list[list[str]]],
 ) -> list[list[str]]:
     seen = Seen()
     phases: dict[str, str] = {}
@@ -237,9 +251,119 @@ def singletons(  # noqa: PLR0915 - one scenario, read top to bottom
                          f"{writes4 - writes3:.0f}", f"{cpu4 - cpu3:.1f}", f"{rss4:.0f}"])  # fmt: skip
         max_load = max(load.values()) / (count / members)
         rows.append(["max/mean load", f"{held} on the busiest", f"{max_load:.3f}", "", "", ""])
+        time.sleep(SETTLE)  # the failover's events, and the replacement pod's arrival
+        rows.append(restart(operator, count))
     finally:
         for stop in stops:
             stop.set()
+    return rows + floor(len(moving))
+
+
+def restart(operator: Operator, count: int) -> list[str]:
+    """A new operator process over what is there: the time to its first iteration that
+    succeeded (every singleton listed and planned), and what it wrote doing so."""
+    started = time.monotonic()
+    operator.restart()
+
+    def reconciled() -> float:
+        return operator.metric("conclave_reconcile_total", controller="topology", result="success")
+
+    wait_for(lambda: reconciled() >= 1, 300, "the first iteration after a restart")
+    took = time.monotonic() - started
+    time.sleep(SETTLE)
+    writes, (cpu, rss) = operator.writes(), operator.usage()
+    return [
+        "restarted",
+        f"{count} listed",
+        f"{took:.1f} s to the first full look",
+        f"{writes:.0f}",
+        f"{cpu:.1f}",
+        f"{rss:.0f}",
+    ]
+
+
+def floor(api: client.ApiClient, kubeconfig: Path, namespace: str, count: int) -> list[list[str]]:
+    """The failover's writes without the operator: ``count`` Leases and Singletons, each
+    moved Lease first, then status, CONCURRENCY objects in flight, by a bare client."""
+    seen = Seen()
+    leases = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+    singletons = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/singletons"
+
+    def status(owner: str, epoch: int) -> dict[str, Any]:
+        since = "2026-01-01T00:00:00Z"
+        condition = {
+            "type": "Placed",
+            "status": "True",
+            "reason": "OwnerGone",
+            "message": f"Owned by {owner} at epoch {epoch}",
+            "lastTransitionTime": since,
+            "observedGeneration": 1,
+        }
+        fields = {"owner": owner, "ownerPod": owner, "epoch": epoch, "phase": "Placed", "since": since}
+        return {"status": {**fields, "conditions": [condition]}}
+
+    async def writes(moving: bool) -> None:
+        async with ApiClient(load_configuration(str(kubeconfig)), "bench-floor", CONCURRENCY) as bare:
+            slots = asyncio.Semaphore(CONCURRENCY)
+
+            async def one(i: int) -> None:
+                name = f"f-{i:05d}"
+                async with slots:
+                    if moving:
+                        await bare.merge_patch(
+                            f"{leases}/{name}", {"spec": {"holderIdentity": "new", "leaseTransitions": 2}}
+                        )
+                        await bare.merge_patch(f"{singletons}/{name}/status", status("new", 2))
+                        return
+                    await bare.create(
+                        leases,
+                        {
+                            "metadata": {"name": name},
+                            "spec": {"holderIdentity": "old", "leaseTransitions": 1},
+                        },
+                    )
+                    body = {
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": "Singleton",
+                        "metadata": {"name": name},
+                        "spec": {"topology": "floor"},
+                    }
+                    await bare.create(singletons, body)
+                    await bare.merge_patch(f"{singletons}/{name}/status", status("old", 1))
+
+            await asyncio.gather(*(one(i) for i in range(count)))
+
+    def moved(
+        topic: str, holder: Callable[[dict[str, Any]], str | None]
+    ) -> Callable[[str, dict[str, Any]], None]:
+        def handle(_: str, body: dict[str, Any]) -> None:
+            if holder(body) == "new":
+                seen.mark(topic, body["metadata"]["name"])
+
+        return handle
+
+    asyncio.run(writes(moving=False))
+    stops = [
+        follow(
+            api, leases, moved("lease-moved", lambda body: (body.get("spec") or {}).get("holderIdentity"))
+        ),
+        follow(api, singletons, moved("status-moved", lambda body: (body.get("status") or {}).get("owner"))),
+    ]
+    try:
+        time.sleep(3)  # the watches are open
+        names = [f"f-{i:05d}" for i in range(count)]
+        started = time.monotonic()
+        for name in names:
+            seen.mark("started", name, started)
+        asyncio.run(writes(moving=True))
+        wait_for(lambda: seen.count("status-moved") >= count, 60, "the floor's writes")
+    finally:
+        for stop in stops:
+            stop.set()
+    rows = []
+    for topic, label in (("lease-moved", "API floor to Lease"), ("status-moved", "API floor to status")):
+        n, p50, p99, worst = latencies(seen, "started", topic, names)
+        rows.append([label, f"{n}/{count}", f"p50 {p50} p99 {p99} max {worst}", f"{2 * count}", "", ""])
     return rows
 
 
@@ -407,7 +531,8 @@ def main() -> None:
         core = client.CoreV1Api(api)
         suffix = uuid.uuid4().hex[:6]
         ramp_ns, single_ns, group_ns = f"ramp-{suffix}", f"single-{suffix}", f"groups-{suffix}"
-        for namespace in (ramp_ns, single_ns, group_ns):
+        floor_ns = f"floor-{suffix}"
+        for namespace in (ramp_ns, single_ns, group_ns, floor_ns):
             core.create_namespace({"metadata": {"name": namespace}})
             wait_for(
                 lambda n=namespace: core.list_namespaced_service_account(n).items,
@@ -437,7 +562,12 @@ def main() -> None:
                     single_ns,
                     Path(scratch) / "singletons.log",
                     lambda operator: singletons(
-                        api, single_ns, operator, arguments.singletons, arguments.singleton_members
+                        api,
+                        single_ns,
+                        operator,
+                        arguments.singletons,
+                        arguments.singleton_members,
+                        lambda count: floor(api, cluster.kubeconfig, floor_ns, count),
                     ),
                 )
                 print(f"\n{arguments.singletons} Singletons on {arguments.singleton_members} members\n")
