@@ -129,7 +129,8 @@ def singletons_plan(
     balanced = [s for s in observation.singletons if lifecycle.balanced(s.resource.spec)]
     for seen in balanced:
         lease = observation.ownership.leases.get(seen.resource.metadata.name)
-        loads.update([lease.holder] if lease is not None and lease.holder else [])
+        if lease is not None and lease.holder:
+            loads[lease.holder] += 1
     if view is not None:
         context = Context(
             candidates, observation.pods, view.verdict, observation.moment.monotonic, balanced=len(balanced)

@@ -111,19 +111,25 @@ def _singletons(observation: Observation, now: Basis, before: Basis, pods: set[s
     versions = changed(before.singletons, now.singletons)
     marks = _changed_marks(before.pods, now.pods, pods)
     memory = observation.memory.singletons
-    for seen in observation.singletons:
+    for seen in observation.singletons:  # every singleton, every plan: the cheap tests first
         resource = seen.resource
-        name, spec, status = resource.metadata.name, resource.spec, resource.status
-        lease = now.singletons[name][1]
-        named = {status.owner, *((lease.holder, lease.last_owner) if lease else ())} - {None}
+        name = resource.metadata.name
         if (
             name in versions
             or memory.get(seen.uid, NOTHING_PENDING) != NOTHING_PENDING
-            or (spec.rebalance == "Active" and (members or versions))  # it weighs every other's load
-            or (members and (not _placed(resource, lease) or named & members))
+            or (resource.spec.rebalance == "Active" and (members or versions))  # it weighs every other's load
+            or (members and _concerns(resource, now.singletons[name][1], members))
             or (marks and (pod_annotation(name) in marks or released_annotation(name) in marks))
         ):
             yield name
+
+
+def _concerns(resource: Singleton, lease: LeaseState | None, members: set[str]) -> bool:
+    """Whether a change of these candidates can change what the singleton is decided."""
+    if not _placed(resource, lease):
+        return True  # decided against every candidate
+    assert lease is not None
+    return resource.status.owner in members or lease.holder in members or lease.last_owner in members
 
 
 def _placed(resource: Singleton, lease: LeaseState | None) -> bool:
