@@ -23,3 +23,12 @@ def test_kopf_needs_no_essence_of_any_object_because_nothing_detects_changes() -
     body: Any = kopf.Body({"metadata": {"name": "chat-0", "labels": {"app": "chat"}}, "spec": {"x": [1]}})
     assert settings.persistence.diffbase_storage.build(body=body) == {}
     assert settings.persistence.diffbase_storage.fetch(body=body) is None
+
+
+def test_the_event_kopf_holds_loses_its_managed_fields_and_nothing_else() -> None:
+    raw = {
+        "metadata": {"name": "s-1", "labels": {"a": "b"}, "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"topology": "chat"},
+    }
+    watching.drop_managed_fields(kopf.Body(raw))
+    assert raw == {"metadata": {"name": "s-1", "labels": {"a": "b"}}, "spec": {"topology": "chat"}}

@@ -70,6 +70,16 @@ def configure(settings: kopf.OperatorSettings) -> None:
 Affected = Callable[[dict[str, Any]], Iterable[Key]]
 
 
+def drop_managed_fields(body: kopf.Body) -> None:
+    """Drop ``metadata.managedFields`` from the event kopf holds (nothing reads them; the
+    cache keeps none). kopf keeps every listed object's event while the readiness gate is
+    closed, so on a start over 10,000 singletons and their Leases these were most of the
+    memory those events held."""
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+
+
 def register(
     registry: kopf.OperatorRegistry,
     cache: Cache,
@@ -91,6 +101,7 @@ def register(
 
         @kopf.index(group, version, plural, registry=registry, id=f"cache/{plural}")
         async def remember(body: kopf.Body, **_: Any) -> None:
+            drop_managed_fields(body)
             cache.put(kind, body)
 
         @kopf.on.event(group, version, plural, registry=registry, id=f"wake/{plural}")
