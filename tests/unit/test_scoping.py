@@ -16,7 +16,7 @@ import dataclasses
 import datetime
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conclave.act.applying import Applier
@@ -202,6 +202,8 @@ actions = st.one_of(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history=st.lists(actions, max_size=30))
+# a mark rewritten after a refused write, then tampered back to what that plan saw
+@example(history=[("refuse", 0, 0), ("tamper", 0, 0), ("tamper", 0, 0)])
 def test_an_incremental_plan_is_the_full_plan_where_the_full_plan_changes_anything(
     history: list[Any],
 ) -> None:

@@ -97,6 +97,8 @@ class Applied:
     failures: tuple[WriteFailure, ...]
     unmarked: frozenset[ObjectRef] = frozenset()
     """Objects whose pod marks were not all written (the next plan tries again)."""
+    marked: tuple[PodAnnotations, ...] = ()
+    """The pod patches that were written."""
 
 
 class Applier:
@@ -137,7 +139,8 @@ class Applier:
         marks = [mark for done in progress for mark in done.marks]
         pods = _merged((*marks, *plan.pod_annotations))
         failed: set[str] = set()
-        await self._bounded([functools.partial(self._annotate_pod, pod, failed) for pod in pods])
+        marked: list[PodAnnotations] = []
+        await self._bounded([functools.partial(self._annotate_pod, pod, failed, marked) for pod in pods])
         unmarked = {
             ref
             for done, ref in zip(progress, by_object, strict=True)
@@ -155,6 +158,7 @@ class Applier:
             tuple(ref for done, ref in zip(progress, by_object, strict=True) if done.conflicted),
             tuple(failure for done in progress for failure in done.failures),
             frozenset(unmarked),
+            tuple(marked),
         )
 
     async def _bounded(self, jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
@@ -276,11 +280,13 @@ class Applier:
                 logger.warning("Failed to delete %s %s: %s", removal.kind, removal.name, error)
                 failures.append(WriteFailure(removal.owner, error))
 
-    async def _annotate_pod(self, update: PodAnnotations, failed: set[str]) -> None:
+    async def _annotate_pod(
+        self, update: PodAnnotations, failed: set[str], marked: list[PodAnnotations]
+    ) -> None:
         """Mirror ownership on a pod; the uid makes a same-named successor refuse it (409).
 
         Best effort, like events: the Lease is the truth; a pod whose patch failed is added
-        to ``failed``, and the next plan tries again.
+        to ``failed``, and the next plan tries again; one written, to ``marked``.
         """
         path = kinds.POD.path(update.namespace, update.name)
         patch = {"metadata": {"uid": update.uid, "annotations": dict(update.annotations)}}
@@ -294,6 +300,7 @@ class Applier:
         else:
             metrics.WRITES_TOTAL.labels(write="pod").inc()
             self.cache.put("Pod", result)
+            marked.append(update)
 
     async def _write_owned(self, update: OwnedObject) -> None:
         """Create the object, or merge its content in; a 409 means the cache was behind."""

@@ -201,7 +201,9 @@ def remember(previous: Remembered, plan: Plan, applied: Applied, now: float) -> 
 
 def _settled(plan: Plan, applied: Applied) -> Basis | None:
     """The plan's basis without what did not take effect, so that it is planned again: an
-    object not published (a write failed or conflicted), or whose pod marks were not written."""
+    object not published (a write failed or conflicted), or whose pod marks were not written.
+    Its pods carry the marks as written: pods are compared by value, so a mark someone puts
+    back, after this write, to what the plan saw before it must still look changed."""
     basis = plan.memory.basis
     if basis is None:
         return None
@@ -211,8 +213,17 @@ def _settled(plan: Plan, applied: Applied) -> Basis | None:
     undone |= {(ref.kind, ref.name) for ref in applied.conflicted}
     undone |= {(failure.target.kind, failure.target.name) for failure in applied.failures}
     undone |= {(ref.kind, ref.name) for ref in applied.unmarked}
+    pods = dict(basis.pods)
+    for mark in applied.marked:
+        pod = pods.get(mark.name)
+        if pod is not None and pod.uid == mark.uid:
+            merged = {**pod.annotations, **mark.annotations}
+            pods[mark.name] = dataclasses.replace(
+                pod, annotations={key: value for key, value in merged.items() if value is not None}
+            )
     return dataclasses.replace(
         basis,
+        pods=pods,
         singletons={n: v for n, v in basis.singletons.items() if ("Singleton", n) not in undone},
         groups={n: v for n, v in basis.groups.items() if ("ProcessGroup", n) not in undone},
     )
