@@ -138,13 +138,12 @@ class Applier:
         )
         marks = [mark for done in progress for mark in done.marks]
         pods = _merged((*marks, *plan.pod_annotations))
-        failed: set[str] = set()
-        marked: list[PodAnnotations] = []
-        await self._bounded([functools.partial(self._annotate_pod, pod, failed, marked) for pod in pods])
+        written: dict[str, bool] = {}
+        await self._bounded([functools.partial(self._annotate_pod, pod, written) for pod in pods])
         unmarked = {
             ref
             for done, ref in zip(progress, by_object, strict=True)
-            if any(mark.name in failed for mark in done.marks)
+            if any(written.get(mark.name) is False for mark in done.marks)
         }
         announced = [item for done in progress for item in done.announced]
         events = [event for item in announced for event in item.events]
@@ -158,7 +157,7 @@ class Applier:
             tuple(ref for done, ref in zip(progress, by_object, strict=True) if done.conflicted),
             tuple(failure for done in progress for failure in done.failures),
             frozenset(unmarked),
-            tuple(marked),
+            tuple(pod for pod in pods if written.get(pod.name)),
         )
 
     async def _bounded(self, jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
@@ -280,13 +279,12 @@ class Applier:
                 logger.warning("Failed to delete %s %s: %s", removal.kind, removal.name, error)
                 failures.append(WriteFailure(removal.owner, error))
 
-    async def _annotate_pod(
-        self, update: PodAnnotations, failed: set[str], marked: list[PodAnnotations]
-    ) -> None:
+    async def _annotate_pod(self, update: PodAnnotations, written: dict[str, bool]) -> None:
         """Mirror ownership on a pod; the uid makes a same-named successor refuse it (409).
 
-        Best effort, like events: the Lease is the truth; a pod whose patch failed is added
-        to ``failed``, and the next plan tries again; one written, to ``marked``.
+        Best effort, like events: the Lease is the truth. ``written`` gets the pod's name:
+        True once patched, False when the patch failed (the next plan tries again); a pod
+        that is gone gets nothing.
         """
         path = kinds.POD.path(update.namespace, update.name)
         patch = {"metadata": {"uid": update.uid, "annotations": dict(update.annotations)}}
@@ -296,11 +294,11 @@ class Applier:
             self.cache.drop("Pod", update.namespace, update.name)
         except ApiError as error:
             logger.warning("Failed to annotate pod %s: %s", update.name, error)
-            failed.add(update.name)
+            written[update.name] = False
         else:
             metrics.WRITES_TOTAL.labels(write="pod").inc()
             self.cache.put("Pod", result)
-            marked.append(update)
+            written[update.name] = True
 
     async def _write_owned(self, update: OwnedObject) -> None:
         """Create the object, or merge its content in; a 409 means the cache was behind."""
