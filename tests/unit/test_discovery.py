@@ -68,7 +68,7 @@ def test_only_non_terminating_pod_endpoints_are_members() -> None:
             endpoint("10.0.0.1", "chat-0"),
             endpoint("10.0.0.2", "chat-1", ready=False),
             endpoint("10.0.0.3", "chat-2", terminating=True),
-            endpoint("10.0.0.4", "chat-3", pod_deleting=True),
+            endpoint("10.0.0.4", "chat-3", pod_leaving=True),
             endpoint("10.0.0.5", None),
         ],
     )

@@ -82,7 +82,8 @@ def from_endpoints(
     service: ServiceState,
     endpoints: Sequence[Endpoint],
 ) -> Outcome:
-    """KubernetesAPI: every non-terminating pod endpoint of the Service's slices is a member."""
+    """KubernetesAPI: every endpoint of the Service's slices whose pod is there and not
+    terminating is a member."""
     name = spec.service
     if not service.exists:
         return Outcome(None, False, "ServiceNotFound", f"Service {name!r} does not exist in {namespace!r}")
@@ -92,7 +93,7 @@ def from_endpoints(
         )
     by_name: dict[str, Found] = {}
     for endpoint in endpoints:
-        if endpoint.pod is None or endpoint.terminating or endpoint.pod_deleting:
+        if endpoint.pod is None or endpoint.terminating or endpoint.pod_leaving:
             continue
         member = node_name(
             spec.node_naming,

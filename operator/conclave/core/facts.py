@@ -47,8 +47,10 @@ class Endpoint:
     terminating: bool
     hostname: str | None = None
     node_name: str | None = None
-    pod_deleting: bool = False
-    """The pod has a deletionTimestamp: it is leaving, even if its endpoint still says ready."""
+    pod_leaving: bool = False
+    """The pod has a deletionTimestamp, or is gone from the API: it is leaving, even if its
+    endpoint still says ready (the EndpointSlice controller removes a deleted pod's endpoint
+    later, up to a second at a hundred deletions)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -190,7 +190,7 @@ def endpoints(cache: Cache, namespace: str, service: str) -> tuple[Endpoint, ...
                         terminating=bool(conditions.get("terminating")),
                         hostname=entry.get("hostname"),
                         node_name=entry.get("nodeName"),
-                        pod_deleting=bool(pod and pod["metadata"].get("deletionTimestamp")),
+                        pod_leaving=pod is None or bool(pod["metadata"].get("deletionTimestamp")),
                     )
                 )
     return tuple(found)
