@@ -238,7 +238,10 @@ def singletons(  # noqa: PLR0915 - one scenario, read top to bottom
         )  # fmt: skip
         moving = [name for name, holder in holders.items() if holder == victim_member]
         deleted = time.monotonic()
-        print(f"failover: deleting pod {victim}, owner of {len(moving)} singletons", file=sys.stderr)
+        print(
+            f"failover: deleting pod {victim}, owner of {len(moving)} singletons, at {time.time():.3f}",
+            file=sys.stderr,
+        )
         core.delete_namespaced_pod(victim, namespace, grace_period_seconds=0)
         for name in moving:
             seen.mark("deleted", name, deleted)
