@@ -82,8 +82,8 @@ def from_endpoints(
     service: ServiceState,
     endpoints: Sequence[Endpoint],
 ) -> Outcome:
-    """KubernetesAPI: every endpoint of the Service's slices whose pod is there and not
-    terminating is a member."""
+    """KubernetesAPI: every endpoint of the Service's slices whose pod is neither
+    terminating nor leaving (``Endpoint.pod_leaving``) is a member."""
     name = spec.service
     if not service.exists:
         return Outcome(None, False, "ServiceNotFound", f"Service {name!r} does not exist in {namespace!r}")

@@ -48,9 +48,10 @@ class Endpoint:
     hostname: str | None = None
     node_name: str | None = None
     pod_leaving: bool = False
-    """The pod has a deletionTimestamp, or is gone from the API: it is leaving, even if its
-    endpoint still says ready (the EndpointSlice controller removes a deleted pod's endpoint
-    later, up to a second at a hundred deletions)."""
+    """The pod has a deletionTimestamp, or (in the EndpointSlice controller's slices) is gone
+    from the API or replaced by a same-named pod: it is leaving, even if its endpoint still
+    says ready (the controller removes a deleted pod's endpoint later, up to a second at a
+    hundred deletions)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -61,6 +61,9 @@ TOPOLOGY, PROCESS_GROUP, SINGLETON = kinds.TOPOLOGY.name, kinds.PROCESS_GROUP.na
 SERVICE, ENDPOINT_SLICE, POD = kinds.SERVICE.name, kinds.ENDPOINT_SLICE.name, kinds.POD.name
 CONFIG_MAP, LEASE = kinds.CONFIG_MAP.name, kinds.LEASE.name
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+SLICE_CONTROLLER = "endpointslice-controller.k8s.io"
+"""The EndpointSlice controller's name on the slices it writes from a Service's pods."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,17 +171,27 @@ def service_state(cache: Cache, namespace: str, name: str) -> ServiceState:
 
 
 def endpoints(cache: Cache, namespace: str, service: str) -> tuple[Endpoint, ...]:
-    """Every address of every slice of the Service, joined with what its pod says."""
+    """Every address of every slice of the Service, joined with what its pod says.
+
+    The EndpointSlice controller's slices follow the pods, a while behind: there, an
+    endpoint whose pod is gone from the API (or is a same-named successor's) is leaving,
+    whatever it still says. Slices that others manage are taken as they say.
+    """
     found: list[Endpoint] = []
     for slice_ in cache.in_namespace(ENDPOINT_SLICE, namespace):
-        if slice_["metadata"].get("labels", {}).get(SERVICE_NAME_LABEL) != service:
+        labels = slice_["metadata"].get("labels", {})
+        if labels.get(SERVICE_NAME_LABEL) != service:
             continue
         if slice_.get("addressType", "IPv4") != "IPv4":
             continue
+        follows_pods = labels.get(MANAGED_BY_LABEL) == SLICE_CONTROLLER
         for entry in slice_.get("endpoints") or []:  # null when the slice is empty
             target = entry.get("targetRef") or {}
             pod_name = target.get("name") if target.get("kind") == "Pod" else None
             pod = cache.get(POD, namespace, pod_name) if pod_name else None
+            gone = follows_pods and (
+                pod is None or target.get("uid") not in (None, pod["metadata"].get("uid"))
+            )
             conditions = entry.get("conditions") or {}
             for address in entry.get("addresses") or []:
                 found.append(
@@ -190,7 +203,7 @@ def endpoints(cache: Cache, namespace: str, service: str) -> tuple[Endpoint, ...
                         terminating=bool(conditions.get("terminating")),
                         hostname=entry.get("hostname"),
                         node_name=entry.get("nodeName"),
-                        pod_leaving=pod is None or bool(pod["metadata"].get("deletionTimestamp")),
+                        pod_leaving=gone or bool(pod and pod["metadata"].get("deletionTimestamp")),
                     )
                 )
     return tuple(found)
