@@ -8,7 +8,8 @@ would load it. Prints tables; it is not a timed test and CI does not run it.
    p99 and max; the topology's memberCount; the operator's CPU seconds and RSS. Then, at
    the top: 50 pods turn unready, and 100 pods are deleted (latency to leaving hosts.json).
 2. Singletons: --singletons Singletons on a topology of --singleton-members pods: the time
-   until all are Placed and the writes that took; a quiet minute (writes in it); the pod
+   until all are Placed and the writes that took, and each one's latency from its create
+   request to its status saying Placed (p50/p99/max); a quiet minute (writes in it); the pod
    owning the most singletons is deleted (grace 0) and each of its singletons is timed to
    its new Lease holder and to its new status.owner, p50/p99/max; RSS at the end; then the
    operator is restarted (a new process lists everything afresh): the time to its first
@@ -211,6 +212,7 @@ def singletons(  # noqa: PLR0915 - one scenario, read top to bottom
         def create(i: int) -> None:
             body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Singleton",
                     "metadata": {"name": f"s-{i:05d}"}, "spec": {"topology": "sing"}}  # fmt: skip
+            seen.mark("created", body["metadata"]["name"])
             custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "singletons", body)
 
         with ThreadPoolExecutor(8) as pool:
@@ -223,6 +225,10 @@ def singletons(  # noqa: PLR0915 - one scenario, read top to bottom
         took = f"{placed:.1f} s (created in {created:.1f} s, the last placed {placed - created:.1f} s after)"
         rows.append(["all Placed", f"{seen.count('placed')}/{count}", took,
                      f"{writes1 - writes0:.0f}", f"{cpu1 - cpu0:.1f}", f"{rss1:.0f}"])  # fmt: skip
+        n, p50, p99, worst = latencies(seen, "created", "placed", [f"s-{i:05d}" for i in range(count)])
+        rows.append(
+            ["each, created → Placed", f"{n}/{count}", f"p50 {p50} p99 {p99} max {worst}", "", "", ""]
+        )
         time.sleep(5)
         writes2 = operator.writes()
         time.sleep(60)
