@@ -204,6 +204,9 @@ actions = st.one_of(
 @given(history=st.lists(actions, max_size=30))
 # a mark rewritten after a refused write, then tampered back to what that plan saw
 @example(history=[("refuse", 0, 0), ("tamper", 0, 0), ("tamper", 0, 0)])
+# a singleton re-created beside its predecessor's Lease: the bounded loads count its holder
+# whether the singleton is planned or left out
+@example(history=[("ready", 2, 0), ("remove", 0, 0), ("create", 0, 0), ("tick", 15)])
 def test_an_incremental_plan_is_the_full_plan_where_the_full_plan_changes_anything(
     history: list[Any],
 ) -> None:

@@ -182,8 +182,8 @@ def singletons_plan(
         )
         if lifecycle.balanced(resource.spec) and facts.lease is not None and facts.lease.holder:
             loads[facts.lease.holder] -= 1
-        if lifecycle.balanced(resource.spec) and single.status.owner:
-            loads[single.status.owner] += 1  # the next singleton is decided against this one's choice
+        if lifecycle.balanced(resource.spec) and single.holder:
+            loads[single.holder] += 1  # the next singleton is decided against this one's Lease
         waits += [single.requeue_after] if single.requeue_after is not None else []
         memories[observed.uid] = single.memory
         placed += single.status.phase == "Placed"

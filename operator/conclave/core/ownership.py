@@ -46,6 +46,9 @@ class SingletonPlan:
     """Pod name → (annotation key, value to set, None to remove): the owner's mirror."""
     memory: SingletonMemory
     requeue_after: float | None
+    holder: str | None = None
+    """Who holds the Lease once the plan is applied: the holder it writes, else the one
+    there (the bounded loads count every singleton so, planned or not)."""
 
 
 def plan(
@@ -66,7 +69,9 @@ def plan(
         events = []
         if not any(c.type == PLACED and c.reason == "LeaseConflict" for c in status.conditions):
             events = [EventIntent(owner, "Warning", "LeaseConflict", "Place", condition.message)]
-        return SingletonPlan(SingletonStatus(phase="Pending"), condition, events, [], None, {}, memory, None)
+        return SingletonPlan(
+            SingletonStatus(phase="Pending"), condition, events, [], None, {}, memory, None, lease.holder
+        )
     decision = decide(singleton, context, memory)
     holder = decision.holder
     same = decision.phase == status.phase and (holder.name if holder else None) == status.owner
@@ -82,9 +87,10 @@ def plan(
     published = holder is not None and (holder.name, decision.epoch) == (status.owner, status.epoch)
     if published and remembered.failover_since is not None:  # its failover was timed already
         remembered = dataclasses.replace(remembered, failover_since=None)
-    lease_object = None
+    lease_object, lease_holder = None, lease.holder if lease is not None else None
     if decision.write is not None:
         lease_object = _lease_object(owner, lease, decision.write, now)
+        lease_holder = decision.write.holder.name if decision.write.holder is not None else None
     return SingletonPlan(
         decided,
         decision.condition,
@@ -94,6 +100,7 @@ def plan(
         _annotations(name, spec.pod_annotation, holder, decision.epoch, context.pods),
         remembered,
         decision.wait,
+        lease_holder,
     )
 
 
