@@ -46,7 +46,7 @@ class SingletonPlan:
     """Pod name → (annotation key, value to set, None to remove): the owner's mirror."""
     memory: SingletonMemory
     requeue_after: float | None
-    holder: str | None = None
+    holder: str | None
     """Who holds the Lease once the plan is applied: the holder it writes, else the one
     there (the bounded loads count every singleton so, planned or not)."""
 
