@@ -115,13 +115,15 @@ def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path, moment: str) -
     # child inherits (Python then installs no KeyboardInterrupt handler): a handler here
     # makes the demo start with the default, as from a terminal.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    demo_process = subprocess.Popen(
-        [sys.executable, "-m", "conclave", "demo", "--name", name, "--pod-cidr", cidr],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "XDG_STATE_HOME": str(state), "PYTHONUNBUFFERED": "1"},
-    )
-    signal.signal(signal.SIGINT, previous)
+    try:
+        demo_process = subprocess.Popen(
+            [sys.executable, "-m", "conclave", "demo", "--name", name, "--pod-cidr", cidr],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "XDG_STATE_HOME": str(state), "PYTHONUNBUFFERED": "1"},
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert demo_process.stdout is not None
     output = []
     try:

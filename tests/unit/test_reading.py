@@ -58,9 +58,12 @@ def test_an_endpoint_whose_pod_is_deleted_or_gone_is_leaving() -> None:
             ("10.0.0.5", "chat-3", {"uid": "u-chat-3-before"}),  # the predecessor of chat-3
         )
     ]
+
+    def leaving() -> dict[str, bool]:
+        return {endpoint.ip: endpoint.pod_leaving for endpoint in reading.endpoints(cache, "prod", "chat")}
+
     cache.put("EndpointSlice", slice_of(entries, reading.SLICE_CONTROLLER))
-    leaving = {endpoint.ip: endpoint.pod_leaving for endpoint in reading.endpoints(cache, "prod", "chat")}
-    assert leaving == {
+    assert leaving() == {
         "10.0.0.1": False,
         "10.0.0.2": False,
         "10.0.0.3": True,
@@ -68,8 +71,7 @@ def test_an_endpoint_whose_pod_is_deleted_or_gone_is_leaving() -> None:
         "10.0.0.5": True,
     }
     cache.put("EndpointSlice", slice_of(entries, "someone-else"))
-    leaving = {endpoint.ip: endpoint.pod_leaving for endpoint in reading.endpoints(cache, "prod", "chat")}
-    assert leaving == {
+    assert leaving() == {
         "10.0.0.1": False,
         "10.0.0.2": False,
         "10.0.0.3": True,
